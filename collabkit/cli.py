@@ -1,0 +1,33 @@
+"""The `collabkit` command: one subcommand per pipeline stage."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def cmd_data(args) -> int:
+    from .data import ensure_movielens
+    print(ensure_movielens())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="collabkit", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("data", help="make untar_data(URLs.ML_100k) work offline (fills $FASTAI_HOME/data/ml-100k)")
+    p.set_defaults(func=cmd_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataError
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except DataError as err:
+        print(f"collabkit {args.command}: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
