@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 
@@ -11,11 +12,28 @@ def cmd_data(args) -> int:
     return 0
 
 
+def cmd_release(args) -> int:
+    from .release import release
+    print(release())
+    return 0
+
+
+def cmd_reference(args) -> int:
+    from .reference import build_reference
+    values = build_reference()
+    print(json.dumps(values, indent=2, sort_keys=True))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collabkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("data", help="make untar_data(URLs.ML_100k) work offline (fills $FASTAI_HOME/data/ml-100k)")
     p.set_defaults(func=cmd_data)
+    p = sub.add_parser("release", help="generate the student notebooks into release/ (nbgrader generate_assignment)")
+    p.set_defaults(func=cmd_release)
+    p = sub.add_parser("reference", help="execute the solutions into solutions/ and write solutions/reference.json")
+    p.set_defaults(func=cmd_reference)
     return parser
 
 

@@ -166,9 +166,10 @@ def reference_path() -> Path:
     return Path(env) if env else Path(__file__).resolve().parent.parent / "solutions" / "reference.json"
 
 
-@lru_cache(maxsize=1)
 def reference() -> dict:
-    """The reference values the hidden tests compare against (written by `collabkit reference`)."""
+    """The reference values the hidden tests compare against (written by `collabkit reference`).
+
+    Read afresh on every call: `collabkit reference` adds values while the solutions run."""
     path = reference_path()
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `collabkit reference` first")

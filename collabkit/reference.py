@@ -1,0 +1,102 @@
+"""Reference: execute the instructor's solutions into solutions/ and record what hidden tests compare against.
+
+Each source notebook (solutions and hidden tests included) runs in a fresh kernel, in order.
+Right after the cells named in RECORD, the kit evaluates a few expressions in that same
+kernel and writes them to solutions/reference.json, so that a hidden test later in the run
+already finds, say, the tuned model's MSE. Every reference number is therefore the
+solution's own measurement, made by the same code (`ck.valid_mse`) that grades students.
+Nothing here contains an answer: the expressions only call the solution's names.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from . import ASSIGNMENT, ROOT
+
+# notebook -> grade id of a cell -> {reference key: expression evaluated after that cell}
+RECORD: dict[str, dict[str, dict[str, str]]] = {
+    "02_dot_product.ipynb": {
+        "learn": {"lecture_mse": "ck.valid_mse(learn)"},
+        "wd_results": {"wd_results": "{str(k): float(v) for k, v in sorted(wd_results.items())}"},
+        "tuned_learn": {"tuned_mse": "ck.valid_mse(tuned_learn)"},
+    },
+    "03_interpretation.ipynb": {
+        "kit_model": {
+            "fast_mse": "ck.valid_mse(learn)",
+            "lowest_bias_titles": "lowest_bias_titles(learn, n=5)",
+            "highest_bias_titles": "highest_bias_titles(learn, n=5)",
+            "most_similar_star_wars": "most_similar(learn, 'Star Wars (1977)', n=5)",
+        },
+    },
+    "04_neural_cf.ipynb": {
+        "learn_nn": {"neural_mse": "ck.valid_mse(learn_nn)"},
+    },
+}
+MARK = "COLLABKIT-REFERENCE "
+
+
+def notebooks(root: Path = ROOT, assignment: str = ASSIGNMENT) -> list[Path]:
+    return sorted((root / "source" / assignment).glob("[0-9][0-9]_*.ipynb"))
+
+
+def _record(client, nb_name: str, grade_id: str, values: dict) -> None:
+    import nbformat
+    exprs = RECORD.get(nb_name, {}).get(grade_id)
+    if not exprs:
+        return
+    body = ", ".join(f"{json.dumps(k)}: {v}" for k, v in exprs.items())
+    code = f"import json as _j\nprint({MARK!r} + _j.dumps({{{body}}}))"
+    scratch = nbformat.v4.new_code_cell(code)
+    client.execute_cell(scratch, 0)
+    for out in scratch.outputs:
+        if out.get("name") == "stdout" and MARK in out.get("text", ""):
+            line = next(l for l in out["text"].splitlines() if l.startswith(MARK))
+            values.update(json.loads(line[len(MARK):]))
+            return
+    raise RuntimeError(f"{nb_name}: could not record {list(exprs)} after cell {grade_id}: {scratch.outputs}")
+
+
+def execute(path: Path, out_dir: Path, ref_file: Path, values: dict) -> float:
+    """Execute one source notebook into out_dir, recording reference values as it goes."""
+    import nbformat
+    from nbclient import NotebookClient
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
+                            resources={"metadata": {"path": str(out_dir)}})
+    start = time.perf_counter()
+    with client.setup_kernel():
+        for index, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            client.execute_cell(cell, index)
+            errors = [o for o in cell.outputs if o.output_type == "error"]
+            if errors:
+                raise RuntimeError(f"{path.name}, cell {index}: {errors[0].ename}: {errors[0].evalue}")
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            before = dict(values)
+            _record(client, path.name, grade_id, values)
+            if values != before:
+                ref_file.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    seconds = time.perf_counter() - start
+    nbformat.write(nb, out_dir / path.name)
+    return seconds
+
+
+def build_reference(root: Path = ROOT, assignment: str = ASSIGNMENT) -> dict:
+    """Execute every solution notebook into solutions/<assignment>/ and write solutions/reference.json."""
+    out_dir = root / "solutions" / assignment
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ref_file = root / "solutions" / "reference.json"
+    os.environ["COLLABKIT_REFERENCE"] = str(ref_file)  # kernels inherit it
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+    values: dict = {}
+    ref_file.write_text("{}\n")
+    timings = {}
+    for path in notebooks(root, assignment):
+        timings[path.name] = execute(path, out_dir, ref_file, values)
+        print(f"collabkit reference: {path.name} executed in {timings[path.name]:.1f} s")
+    return values
