@@ -27,7 +27,6 @@ GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
 RECIPES = {
     "lecture": dict(bs=64, n_factors=50, epochs=5, lr=5e-3, wd=0.1),
     "fast": dict(bs=1024, n_factors=50, epochs=5, lr=1e-2, wd=0.5),
-    "tuned": dict(bs=1024, n_factors=50, epochs=15, lr=3e-3, wd=0.2),
     "neural": dict(bs=1024, emb_szs={"user": 50, "title": 50}, layers=[128, 64], epochs=5, lr=5e-3, wd=0.1),
 }
 
