@@ -25,6 +25,12 @@ def cmd_reference(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    from .bench import run
+    run(n=args.n, reps=args.reps, quick=args.quick)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collabkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -34,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_release)
     p = sub.add_parser("reference", help="execute the solutions into solutions/ and write solutions/reference.json")
     p.set_defaults(func=cmd_reference)
+    p = sub.add_parser("bench", help="time the solution notebooks and grading (vs plain nbgrader); writes bench/results.json")
+    p.add_argument("--n", type=int, default=8, help="submissions in the graded batch (default 8)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported (default 3)")
+    p.add_argument("--quick", action="store_true", help="one notebook, 2 submissions, once: checks that it runs")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

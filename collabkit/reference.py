@@ -59,8 +59,10 @@ def _record(client, nb_name: str, grade_id: str, values: dict) -> None:
     raise RuntimeError(f"{nb_name}: could not record {list(exprs)} after cell {grade_id}: {scratch.outputs}")
 
 
-def execute(path: Path, out_dir: Path, ref_file: Path, values: dict) -> float:
-    """Execute one source notebook into out_dir, recording reference values as it goes."""
+def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times: dict | None = None) -> float:
+    """Execute one source notebook into out_dir, recording reference values as it goes.
+
+    Returns the wall time; `cell_times`, if given, receives each graded cell's seconds."""
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
@@ -71,11 +73,14 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict) -> float:
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
+            began = time.perf_counter()
             client.execute_cell(cell, index)
+            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if cell_times is not None and grade_id:
+                cell_times[grade_id] = time.perf_counter() - began
             errors = [o for o in cell.outputs if o.output_type == "error"]
             if errors:
                 raise RuntimeError(f"{path.name}, cell {index}: {errors[0].ename}: {errors[0].evalue}")
-            grade_id = cell.metadata.get("nbgrader", {}).get("grade_id")
             before = dict(values)
             _record(client, path.name, grade_id, values)
             if values != before:

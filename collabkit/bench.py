@@ -1,0 +1,206 @@
+"""Bench: how fast the assignment runs, and how fast a class is graded, beside plain nbgrader.
+
+Figures are printed and written to bench/results.json; nothing here asserts a speed.
+Every figure is a median over repetitions, measured in this one run, so the baseline and
+the kit share the machine's state. The core count and load average at the start are
+recorded so that a noisy run can be recognised.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from . import ASSIGNMENT, ROOT
+
+MODEL_CELLS = {  # the cells that train, and the reference key holding their validation MSE
+    "lecture recipe (02 learn)": ("02_dot_product.ipynb", "learn", "lecture_mse"),
+    "tuned reference (02 tuned_learn)": ("02_dot_product.ipynb", "tuned_learn", "tuned_mse"),
+    "neural (04 learn_nn)": ("04_neural_cf.ipynb", "learn_nn", "neural_mse"),
+}
+
+
+def machine() -> dict:
+    import torch
+    return {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+            "platform": platform.platform(), "processor": _cpu_model(), "python": platform.python_version(),
+            "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+class PeakRSS:
+    """Samples, every 0.2 s, the processes below this one: the largest single process (a worker's
+    kernel) and the largest total, each at its peak."""
+
+    def __init__(self):
+        import psutil
+        self.me = psutil.Process()
+        self.peak = self.peak_total = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        import psutil
+        while not self._stop.wait(0.2):
+            try:
+                total = 0
+                for p in self.me.children(recursive=True):
+                    try:
+                        rss = p.memory_info().rss
+                    except psutil.Error:
+                        continue
+                    total += rss
+                    self.peak = max(self.peak, rss)
+                self.peak_total = max(self.peak_total, total)
+            except psutil.Error:
+                pass
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+
+def _execute_one(path: str) -> dict:
+    """Run in a child process: execute one solution notebook; wall time, kernel peak RSS, cell times."""
+    import resource
+    from .reference import execute
+    with tempfile.TemporaryDirectory() as tmp:
+        cells: dict = {}
+        wall = execute(Path(path), Path(tmp), Path(tmp) / "reference.json", {}, cell_times=cells)
+    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss  # the kernel, reaped at shutdown
+    return {"wall_s": wall, "peak_rss_mb": rss_kb / 1024, "cells": cells}
+
+
+def time_notebooks(names: list[str], reps: int) -> dict:
+    out = {}
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               COLLABKIT_REFERENCE=str(ROOT / "solutions" / "reference.json"))
+    for name in names:
+        runs = []
+        for _ in range(reps):
+            code = f"import json, collabkit.bench as b; print(json.dumps(b._execute_one({str(ROOT / 'source' / ASSIGNMENT / name)!r})))"
+            run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+            if run.returncode != 0:
+                raise RuntimeError(f"{name} failed to execute:\n{run.stderr[-2000:]}")
+            runs.append(json.loads(run.stdout.strip().splitlines()[-1]))
+        cells = {gid: statistics.median(r["cells"][gid] for r in runs) for gid in runs[0]["cells"]}
+        out[name] = {"wall_s": statistics.median(r["wall_s"] for r in runs),
+                     "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+                     "runs": len(runs), "cells": cells}
+        print(f"  {name}: {out[name]['wall_s']:.1f} s, {out[name]['peak_rss_mb']:.0f} MB", flush=True)
+    return out
+
+
+def _grade_batch(mode: str, course: Path, students: list[str]) -> dict:
+    """Grade `students` in `course` one way; wall time and peak RSS of the grading processes."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               COLLABKIT_REFERENCE=str(ROOT / "solutions" / "reference.json"))
+    if mode == "nbgrader":
+        cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
+        cmd += [f"--student={s}" for s in students]
+    else:
+        workers = mode.split("=")[1]
+        cmd = [sys.executable, "-m", "collabkit", "grade", ASSIGNMENT, "--course", str(course),
+               "--workers", workers, "--force", *[f"--student={s}" for s in students]]
+    start = time.perf_counter()
+    with PeakRSS() as rss:
+        run = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
+    wall = time.perf_counter() - start
+    if run.returncode != 0:
+        raise RuntimeError(f"{mode} grading failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+    return {"wall_s": wall, "peak_rss_mb": rss.peak / 2**20, "peak_total_mb": rss.peak_total / 2**20}
+
+
+def time_grading(names: list[str], n: int, reps: int, workers: list[int]) -> dict:
+    from .samples import make_course, place, submission
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="collabkit-bench-") as tmp:
+        course = make_course(Path(tmp) / "course")
+        solved = {name: submission(course, name) for name in names}
+        students = [f"s{i:02d}" for i in range(1, n + 1)]
+        for s in students:
+            place(course, s, solved)
+        one = [_grade_batch("collabkit --workers=1", course, students[:1]) for _ in range(reps)]
+        results["one_submission"] = {"wall_s": statistics.median(r["wall_s"] for r in one),
+                                     "peak_rss_mb": max(r["peak_rss_mb"] for r in one), "runs": reps}
+        print(f"  one submission: {results['one_submission']['wall_s']:.1f} s", flush=True)
+        for mode in ["nbgrader", *[f"collabkit --workers={w}" for w in workers]]:
+            runs = [_grade_batch(mode, course, students) for _ in range(reps)]
+            wall = statistics.median(r["wall_s"] for r in runs)
+            results[mode] = {"wall_s": wall, "per_minute": 60 * n / wall, "runs": reps,
+                             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                             "peak_total_mb": max(r["peak_total_mb"] for r in runs)}
+            print(f"  {mode}: {n} submissions in {wall:.1f} s", flush=True)
+        base = results["nbgrader"]["wall_s"]
+        for mode in results:
+            if mode.startswith("collabkit"):
+                results[mode]["speedup_vs_nbgrader"] = base / results[mode]["wall_s"]
+    results["n"] = n
+    return results
+
+
+def run(n: int = 8, reps: int = 3, quick: bool = False, out: Path = ROOT / "bench" / "results.json") -> dict:
+    from .samples import notebook_names
+    names = notebook_names()
+    if quick:  # CI's check that the benchmark still runs: the fastest notebook, two copies, once
+        names, n, reps = names[:1], 2, 1
+    result = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": quick, "machine": machine()}
+    print(f"collabkit bench on {result['machine']['cores']} cores, load {result['machine']['loadavg_at_start']}")
+    print("solution notebooks:", flush=True)
+    result["notebooks"] = time_notebooks(names, reps)
+    result["notebooks_total_s"] = sum(v["wall_s"] for v in result["notebooks"].values())
+    reference = json.loads((ROOT / "solutions" / "reference.json").read_text())
+    result["models"] = {}
+    for label, (nb, gid, key) in MODEL_CELLS.items():
+        if nb in result["notebooks"] and gid in result["notebooks"][nb]["cells"]:
+            result["models"][label] = {"fit_s": result["notebooks"][nb]["cells"][gid],
+                                       "valid_mse": reference.get(key)}
+    print("grading:", flush=True)
+    result["grading"] = time_grading(names, n, reps, workers=[1, 2])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(table(result))
+    return result
+
+
+def table(r: dict) -> str:
+    m = r["machine"]
+    lines = [f"Measured {r['when']} on {m['cores']} cores ({m['processor']}), load average at start "
+             f"{m['loadavg_at_start']}, torch {m['torch']}{' (quick mode)' if r['quick'] else ''}.", "",
+             "| solution notebook | wall (median) | kernel peak RSS |", "| --- | ---: | ---: |"]
+    for name, v in r["notebooks"].items():
+        lines.append(f"| {name} | {v['wall_s']:.1f} s | {v['peak_rss_mb']:.0f} MB |")
+    lines += [f"| **total** | **{r['notebooks_total_s']:.1f} s** | |", "",
+              "| model (training cell) | fit time | validation MSE |", "| --- | ---: | ---: |"]
+    for label, v in r["models"].items():
+        mse = f"{v['valid_mse']:.4f}" if v["valid_mse"] is not None else "n/a"
+        lines.append(f"| {label} | {v['fit_s']:.1f} s | {mse} |")
+    g = r["grading"]
+    lines += ["", f"| grading {g['n']} copies of the solution | wall | submissions/min | vs nbgrader | peak RSS, one process | peak RSS, all |",
+              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    for mode in [k for k in g if k not in ("n", "one_submission")]:
+        v = g[mode]
+        ratio = f"{v['speedup_vs_nbgrader']:.2f}x" if "speedup_vs_nbgrader" in v else "1.00x (baseline)"
+        lines.append(f"| {mode} | {v['wall_s']:.1f} s | {v['per_minute']:.2f} | {ratio} | {v['peak_rss_mb']:.0f} MB | {v['peak_total_mb']:.0f} MB |")
+    lines.append(f"| one submission, kernel start to grades written | {g['one_submission']['wall_s']:.1f} s | | | | |")
+    return "\n".join(lines)
