@@ -1,0 +1,150 @@
+"""Start a student's kernel walled off from the course: `python -m collabkit.sandbox CONFIG -- KERNEL ARGV`.
+
+The grading worker (root) launches every kernel through this wrapper. Before it execs the
+kernel it applies, in order, whatever this machine allows, and writes what it applied to
+the config's `report` file (which only the grader can read):
+
+1. a private mount namespace: each `hide` path is covered by an empty tmpfs (so the course
+   folder, the grader's home, other submissions and /tmp vanish), then each `expose_ro`
+   path (Python, the installed packages, the kit's package) is bound back read-only and
+   each `expose_rw` path (this submission's working folder) read-write;
+2. resource limits: address space, processes, file size, no core files;
+3. no new privileges, then an unprivileged uid/gid of its own (one per grading slot, so one
+   slot's processes can be counted, limited and killed without touching another's);
+4. death with its parent: if the grading worker dies, the kernel is killed.
+
+Without root, 1 and 3 are impossible; the report says so and grading goes on.
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import resource
+import signal
+import sys
+
+CLONE_NEWNS = 0x00020000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+LIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": resource.RLIMIT_FSIZE,
+          "core": resource.RLIMIT_CORE}
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+
+
+def _mount(source, target, fstype, flags, data=None) -> None:
+    enc = lambda s: s.encode() if s is not None else None
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
+           f"mount {target}")
+
+
+def _under(path: str, parents) -> bool:
+    return any(path == p or path.startswith(p.rstrip("/") + "/") for p in parents)
+
+
+def isolate_mounts(hide: list[str], private_tmp: list[str], expose_ro: list[str], expose_rw: list[str]) -> None:
+    """Private mount namespace: cover `hide` (and `private_tmp`, writable) with tmpfs, then bind exposed paths back."""
+    _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    covers = sorted({os.path.realpath(p) for p in hide + private_tmp if os.path.exists(p)}, key=len)
+    exposed = [(os.path.realpath(p), ro) for p, ro in [(p, True) for p in expose_ro] + [(p, False) for p in expose_rw]
+               if os.path.exists(p)]
+    exposed = sorted({p: ro for p, ro in exposed if _under(p, covers)}.items(), key=lambda x: len(x[0]))
+    fds = {p: os.open(p, os.O_PATH) for p, _ in exposed}
+    done: list[str] = []
+    for path in covers:
+        if _under(path, done):
+            continue  # already inside an empty tmpfs
+        tmp = path in {os.path.realpath(p) for p in private_tmp}
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=256m" if tmp else "mode=755,size=1m")
+        done.append(path)
+    for path, ro in exposed:
+        if os.path.isdir(f"/proc/self/fd/{fds[path]}"):
+            os.makedirs(path, exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            open(path, "a").close()
+        _mount(f"/proc/self/fd/{fds[path]}", path, None, MS_BIND | MS_REC)
+        if ro:
+            _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(fds[path])
+    for path in done:  # the tmpfs holding only mount points is read-only too
+        if path not in {os.path.realpath(p) for p in private_tmp}:
+            _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=755")
+
+
+def _can_run(exe: str, uid: int) -> bool:
+    import subprocess
+    try:
+        return subprocess.run([exe, "-c", ""], user=uid, group=uid, extra_groups=[], cwd="/",
+                              capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def main(argv: list[str]) -> None:
+    config_path, sep, *kernel = argv
+    assert sep == "--" and kernel, "usage: python -m collabkit.sandbox CONFIG -- KERNEL ARGV"
+    with open(config_path) as f:
+        cfg = json.load(f)
+    report = {"namespace": False, "uid": None, "limits": {}, "warnings": []}
+    out = open(cfg["report"], "w") if cfg.get("report") else None  # opened before the namespace hides it
+    root = os.geteuid() == 0
+    if cfg.get("namespace") and root:
+        try:
+            isolate_mounts(cfg["hide"], cfg["private_tmp"], cfg["expose_ro"], cfg["expose_rw"])
+            report["namespace"] = True
+        except OSError as err:
+            report["warnings"].append(f"no private mount namespace ({err}): student code can read "
+                                      "world-readable files of the course (source/, gradebook.db)")
+    elif cfg.get("namespace"):
+        report["warnings"].append("not root: no private mount namespace; student code can read "
+                                  "whatever the grader's user can read")
+    uid, gid = cfg.get("uid"), cfg.get("gid")
+    if root and uid is not None and not report["namespace"] and not _can_run(kernel[0], uid):
+        report["warnings"].append(f"uid {uid} cannot run {kernel[0]} without the mount namespace; "
+                                  "the kernel runs as root")
+        uid = None
+    if root and uid is not None:  # the kernel must read its connection file (written 0600 by the grader)
+        chown = list(cfg.get("chown", []))
+        if "-f" in kernel:
+            chown.append(kernel[kernel.index("-f") + 1])
+        for path in chown:
+            os.chown(path, uid, gid)
+    for name, value in cfg.get("limits", {}).items():
+        try:
+            soft, hard = resource.getrlimit(LIMITS[name])
+            value = value if hard == resource.RLIM_INFINITY else min(value, hard)
+            resource.setrlimit(LIMITS[name], (value, value))
+            report["limits"][name] = value
+        except (ValueError, OSError) as err:
+            report["warnings"].append(f"could not limit {name} ({err})")
+    _libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+    if root and uid is not None:
+        report["uid"] = uid
+    elif uid is not None:
+        report["warnings"].append("not root: the kernel runs as the grader's own user")
+    if out is not None:
+        json.dump(report, out)
+        out.close()
+    if root and uid is not None:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() == 1:  # the worker died before we got here
+        os._exit(1)
+    os.chdir(cfg["cwd"])
+    env = dict(cfg["env"], **{k: v for k, v in os.environ.items() if k.startswith("JPY_")})  # from jupyter_client
+    os.execve(kernel[0], kernel, env)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
