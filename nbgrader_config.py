@@ -26,6 +26,9 @@ c.ExecutePreprocessor.timeout = 300
 c.Execute.interrupt_on_timeout = True
 c.Execute.raise_on_iopub_timeout = False
 
+# fastai's lr_find leaves a models/ folder beside a notebook run in place; never release it.
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "models", "*.pth"]
+
 # Release only the notebooks (and nothing the instructor keeps next to them).
 c.GenerateAssignment.create_assignment = True
 c.ClearHiddenTests.enforce_metadata = True
