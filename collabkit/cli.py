@@ -31,6 +31,29 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_grade(args) -> int:
+    from pathlib import Path
+    from .grade import Limits, STATUSES, grade
+    limits = Limits(**{k: v for k, v in dict(timeout=args.timeout, notebook_timeout=args.notebook_timeout,
+                                             memory_mb=args.memory_mb).items() if v is not None})
+    try:
+        records = grade(Path(args.root), args.assignment, students=args.student, workers=args.workers, limits=limits)
+    except RuntimeError as err:
+        print(f"collabkit grade: {err}", file=sys.stderr)
+        return 2
+    failed = [r["student_id"] for r in records if r["status"] == "grader_error"]
+    print(f"collabkit grade: {len(records)} submissions graded; exports in {Path(args.root) / 'exports'}")
+    if failed:
+        print(f"collabkit grade: the kit failed on {', '.join(failed)} ({STATUSES['grader_error']})", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from .grade import demo
+    return demo(workers=args.workers)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="collabkit", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -45,6 +68,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported (default 3)")
     p.add_argument("--quick", action="store_true", help="one notebook, 2 submissions, once: checks that it runs")
     p.set_defaults(func=cmd_bench)
+    from . import ASSIGNMENT, ROOT
+    p = sub.add_parser("grade", help="autograde submitted/ (isolated, parallel); writes autograded/, feedback/, exports/")
+    p.add_argument("assignment", nargs="?", default=ASSIGNMENT)
+    p.add_argument("--student", action="append", help="grade only this student (repeatable); others are untouched")
+    p.add_argument("--workers", type=int, default=2, help="submissions graded at once, one thread each (default 2)")
+    p.add_argument("--timeout", type=float, help="seconds per cell (default: Execute.timeout in nbgrader_config.py)")
+    p.add_argument("--notebook-timeout", type=float, help="wall-clock seconds per notebook (default 900)")
+    p.add_argument("--memory-mb", type=int, help="address-space limit per kernel in MB (default 6144)")
+    p.add_argument("--root", default=str(ROOT), help="course folder (default: this checkout)")
+    p.set_defaults(func=cmd_grade)
+    p = sub.add_parser("demo", help="release into .demo/, grade four sample students there, print the grades")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

@@ -67,7 +67,7 @@ SYSTEM_DIRS = {"/", "/home", "/usr", "/opt", "/var", "/srv", "/etc", "/lib", "/l
 
 @dataclass
 class Limits:
-    timeout: float = 300          # per cell, seconds (nbgrader's Execute.timeout by default)
+    timeout: float | None = None  # per cell, seconds (None: Execute.timeout from nbgrader_config.py, else 300)
     notebook_timeout: float = 900  # per notebook wall clock, seconds
     grace: float = 10             # after the per-cell timeout's interrupt, before the kernel is killed
     memory_mb: int = 6144         # address space of a kernel (fastai+torch map ~4.7 GB, use ~1 GB)
@@ -602,8 +602,12 @@ def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] |
     root = Path(root).resolve()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     coursedir, cfg = load_course(root)
-    if limits is None:
-        limits = Limits(timeout=float(cfg.Execute.get("timeout", 300) or 300))
+    limits = Limits(**asdict(limits)) if limits else Limits()
+    if limits.timeout is None:
+        limits.timeout = float(cfg.Execute.get("timeout", 300) or 300)
+    bin_dir = str(Path(sys.executable).parent)  # nbgrader's Gradebook runs `alembic` from PATH
+    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
     reference = Path(reference or os.environ.get("COLLABKIT_REFERENCE") or root / "solutions" / "reference.json")
     if not reference.is_file():
         raise RuntimeError(f"{reference} is missing: run `collabkit reference` first")
@@ -688,6 +692,56 @@ def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] |
 
 def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
+def demo(workers: int = 2) -> int:
+    """`collabkit demo`: a throwaway course in .demo/ with four sample students, graded and printed.
+
+    alice submits the instructor's solution, bob the release untouched, carol the solution
+    with a test cell edited and another tagged to skip, dave a solution with one notebook
+    cut short (invalid JSON). Nothing touches the course's own gradebook.
+    """
+    import re
+    import nbformat
+    from .release import release
+    course = ROOT / ".demo"
+    shutil.rmtree(course, ignore_errors=True)
+    course.mkdir()
+    shutil.copy(ROOT / "nbgrader_config.py", course)
+    shutil.copytree(ROOT / "source", course / "source")
+    reference = ROOT / "solutions" / "reference.json"
+    if not reference.exists():
+        from .reference import build_reference
+        build_reference()
+    (course / "solutions").mkdir()
+    shutil.copy(reference, course / "solutions" / "reference.json")
+    out = release(course)
+    marker = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
+    for student in ("alice", "bob", "carol", "dave"):
+        folder = course / "submitted" / student / ASSIGNMENT
+        folder.mkdir(parents=True)
+        for path in sorted(out.glob("*.ipynb")):
+            nb = nbformat.read(path, as_version=4)
+            src = nbformat.read(course / "source" / ASSIGNMENT / path.name, as_version=4)
+            answers = {c.metadata.nbgrader["grade_id"]: marker.sub("", c.source) for c in src.cells
+                       if c.metadata.get("nbgrader", {}).get("solution")}
+            tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
+                     and not c.metadata.nbgrader.get("solution")]
+            for cell in nb.cells:
+                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+                if student != "bob" and gid in answers:
+                    cell.source = answers[gid]
+            if student == "carol" and len(tests) >= 2:
+                tests[0].source = "pass  # trust me"
+                tests[1].metadata["tags"] = ["skip-execution"]
+            text = nbformat.writes(nb)
+            if student == "dave" and path.name == sorted(p.name for p in out.glob("*.ipynb"))[-1]:
+                text = text[: len(text) // 2]
+            (folder / path.name).write_text(text)
+    records = grade(course, ASSIGNMENT, workers=workers)
+    print((course / "exports" / "grades.csv").read_text())
+    print(f"Feedback: {course / 'feedback'}; autograded notebooks and grading.json: {course / 'autograded'}")
+    return 1 if any(r["status"] == "grader_error" for r in records) else 0
 
 
 def export(root: Path = ROOT, assignment: str = ASSIGNMENT) -> tuple[Path, Path]:

@@ -132,6 +132,11 @@ def stub(release, answers):
     return dump(release)
 
 
+def fails_hidden(release, answers):
+    """Passes the visible test, fails a hidden one: feedback must show the message, not the test."""
+    return dump(answered(release, answers, double="def double(x):\n    return abs(2 * x)"))
+
+
 def infinite_loop(release, answers):
     return dump(answered(release, answers, double="def double(x):\n    while True:\n        pass\n\ndouble(1)"))
 
@@ -263,6 +268,7 @@ TOY_OK = {"test_double": (2, "passed"), "test_square": (1, "passed")}
 BAD = {
     "correct": (correct, "needs_manual_grade", TOY_OK),
     "stub": (stub, "graded", {"test_double": (0, "failed"), "test_square": (0, "failed")}),
+    "fails_hidden": (fails_hidden, "needs_manual_grade", {"test_double": (0, "failed"), "test_square": (1, "passed")}),
     "infinite_loop": (infinite_loop, "timed_out", {"test_double": (0, "timed_out"), "test_square": (1, "passed")}),
     "ignores_sigint": (ignores_sigint, "timed_out", {"test_double": (2, "passed"), "test_square": (0, "not_run")}),
     "os_exit": (os_exit, "crashed", {"test_double": (2, "passed"), "test_square": (0, "not_run")}),

@@ -1,0 +1,251 @@
+"""`collabkit grade` survives a class: bad submissions get a status and an honest score, nothing leaks.
+
+One batch of the bad submissions in bad_submissions.BAD (built on a tiny one-notebook course,
+so that it runs in about a minute) is graded with two workers; the correct submission is
+graded alone first and must get the same grade in the batch. Then one student is regraded
+and every other row must stay as it was.
+"""
+from __future__ import annotations
+
+import csv
+import html
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+import bad_submissions as bad
+from bad_submissions import ASSIGNMENT, BAD, LEFTOVER, SECRET
+
+from collabkit.grade import SLOT_UID, STATUSES, Limits, grade
+
+# Short limits keep the loops cheap: 4 s per cell, 3 s of grace after the interrupt, 1 GB of
+# address space (the toy kernel uses ~300 MB; fastai kernels need the 6 GB default).
+LIMITS = Limits(timeout=4, notebook_timeout=60, grace=3, memory_mb=1024, output_mb=1)
+ROOT = os.geteuid() == 0
+
+
+def answers_of(course: Path) -> dict[str, str]:
+    src = nbformat.read(course / "source" / ASSIGNMENT / "toy.ipynb", as_version=4)
+    strip = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
+    return {bad.gid(c): strip.sub("", c.source) for c in src.cells if c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def submit(course: Path, student: str, data: bytes) -> None:
+    folder = course / "submitted" / student / ASSIGNMENT
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "toy.ipynb").write_bytes(data)
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def gradebook_rows(course: Path) -> dict[str, list[tuple]]:
+    """Every grade and comment of the gradebook, by student."""
+    from nbgrader.api import Gradebook
+    out: dict[str, list[tuple]] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        for sub in gb.assignment_submissions(ASSIGNMENT):
+            rows = out.setdefault(sub.student.id, [])
+            for nb in sub.notebooks:
+                rows += [(nb.name, g.name, g.auto_score, g.manual_score, g.needs_manual_grade) for g in nb.grades]
+                rows += [(nb.name, c.name, "comment", c.auto_comment, c.manual_comment) for c in nb.comments]
+            rows.sort(key=repr)
+    return out
+
+
+def page_text(path: Path) -> str:
+    """What a reader sees in an HTML page: the body's text, tags and styles removed."""
+    body = path.read_text()
+    body = re.sub(r"<style.*?</style>|<script.*?</script>", "", body, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "", body))
+
+
+@pytest.fixture(scope="module")
+def course(tmp_path_factory) -> Path:
+    course = bad.tiny_course(tmp_path_factory.mktemp("grading") / "course")
+    release = json.loads((course / "release" / ASSIGNMENT / "toy.ipynb").read_text())
+    answers = answers_of(course)
+    for name, (build, _, _) in BAD.items():
+        submit(course, name, build(release, answers))
+    return course
+
+
+@pytest.fixture(scope="module")
+def alone(course):
+    """The correct submission graded on its own, before the batch."""
+    records = grade(course, ASSIGNMENT, students=["correct"], workers=1, limits=LIMITS)
+    rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "correct"]
+    return records[0], rows
+
+
+@pytest.fixture(scope="module")
+def batch(course, alone):
+    records = grade(course, ASSIGNMENT, workers=2, limits=LIMITS)
+    return {r["student_id"]: r for r in records}
+
+
+@pytest.mark.parametrize("name", sorted(BAD))
+def test_each_submission_gets_its_status_and_the_score_its_honest_parts_earn(batch, name):
+    _, status, cells = BAD[name]
+    record = batch[name]
+    got = {c["grade_id"]: (c["score"], c["status"]) for c in record["cells"] if c["grade_id"] in cells}
+    assert (record["status"], got) == (status, cells), json.dumps(record["notebooks"], indent=1, default=str)
+
+
+def test_the_batch_grades_everyone_and_exports_one_sorted_row_each(course, batch):
+    rows = read_csv(course / "exports" / "grades.csv")
+    assert [r["student_id"] for r in rows] == sorted(BAD)
+    assert list(rows[0])[:4] == ["student_id", "status", "score", "max_score"]
+    assert {r["status"] for r in rows} <= set(STATUSES)
+    cells = read_csv(course / "exports" / "grades_by_cell.csv")
+    assert list(cells[0]) == ["student_id", "notebook", "grade_id", "score", "max_score", "status"]
+    assert cells == sorted(cells, key=lambda r: (r["student_id"], r["notebook"], r["grade_id"]))
+    by_status = {r["student_id"]: r["status"] for r in rows}
+    assert by_status["stub"] == "graded" and by_status["invalid_json"] == "unreadable"
+
+
+def test_a_failure_never_looks_like_an_honest_zero(course, batch):
+    rows = {(r["student_id"], r["grade_id"]): r for r in read_csv(course / "exports" / "grades_by_cell.csv")}
+    assert rows["stub", "test_double"]["status"] == "failed"          # an honest zero
+    assert rows["invalid_json", "test_double"]["status"] == "unreadable"
+    assert rows["os_exit", "test_square"]["status"] == "not_run"
+    assert rows["infinite_loop", "test_double"]["status"] == "timed_out"
+    notes = {r["student_id"]: r["notes"] for r in read_csv(course / "exports" / "grades.csv")}
+    assert "died" in notes["os_exit"] and "not valid JSON" in notes["invalid_json"]
+
+
+def test_the_correct_grade_is_the_same_alone_and_in_the_batch(course, alone, batch):
+    record, rows = alone
+    in_batch = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "correct"]
+    assert rows == in_batch
+    assert (record["status"], record["score"]) == (batch["correct"]["status"], batch["correct"]["score"]) \
+        == ("needs_manual_grade", 3.0)
+
+
+def test_the_gradebook_holds_each_cell_once_with_the_exported_score(course, batch):
+    db = gradebook_rows(course)
+    assert sorted(db) == sorted(BAD)
+    exported = {(r["student_id"], r["grade_id"]): float(r["score"])
+                for r in read_csv(course / "exports" / "grades_by_cell.csv")}
+    for student, rows in db.items():
+        grades = [r for r in rows if r[2] != "comment"]
+        assert sorted(r[1] for r in grades) == ["explain", "rubric", "test_double", "test_square"], student
+        for r in grades:
+            assert (r[2] or 0.0) == exported[student, r[1]], (student, r)
+
+
+def test_feedback_never_shows_hidden_tests_or_mark_schemes(course, batch):
+    from collabkit.sanitize import hidden_lines
+    from nbgrader.api import Gradebook
+    from collabkit.grade import load_specs
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        specs = load_specs(gb, ASSIGNMENT)["toy"]
+    release = nbformat.read(course / "release" / ASSIGNMENT / "toy.ipynb", as_version=4)
+    hidden = hidden_lines(specs, release)
+    assert len(hidden) >= 4
+    pages = sorted((course / "feedback").glob(f"*/{ASSIGNMENT}/toy.html"))
+    assert len(pages) == len(BAD)
+    for page in pages:
+        text = page.read_text() + page_text(page)
+        for secret in [SECRET, "BEGIN HIDDEN TESTS", "mark-scheme-secret", "MARK SCHEME", *hidden]:
+            assert secret not in text, f"{page.parent.parent.name}'s feedback shows {secret!r}"
+
+
+def test_feedback_says_pass_or_fail_and_the_student_facing_message(course, batch):
+    text = page_text(course / "feedback" / "fails_hidden" / ASSIGNMENT / "toy.html")
+    assert "double should work for negative numbers" in text   # the hidden test's message
+    assert "Traceback" not in text and "assert double(-3)" not in text
+    tampered = page_text(course / "feedback" / "edited_test" / ASSIGNMENT / "toy.html")
+    assert "tampered" in tampered and "was edited; the original was restored" in tampered
+
+
+@pytest.mark.skipif(not ROOT, reason="isolation needs root (uid switch and mount namespace)")
+def test_student_code_cannot_reach_the_course_or_change_grades(course, batch):
+    nb = nbformat.read(course / "autograded" / "probe_course" / ASSIGNMENT / "toy.ipynb", as_version=4)
+    line = next(l for c in nb.cells for o in c.get("outputs", []) for l in o.get("text", "").splitlines()
+                if l.startswith("PROBE "))
+    probe = json.loads(line[len("PROBE "):])
+    blocked = {k for k, (how, _) in probe.items() if how == "blocked"}
+    assert blocked >= {"read_gradebook", "write_gradebook", "read_source", "read_submitted", "write_reference",
+                       "write_data", "replace_data", "write_package", "kill_grader"}, probe
+    listed = probe["list_course"][1]
+    assert "gradebook.db" not in listed and "source" not in listed and "submitted" not in listed
+    assert batch["probe_course"]["notebooks"]["toy"]["sandbox"]["namespace"] is True
+    assert batch["probe_course"]["notebooks"]["toy"]["sandbox"]["uid"] >= SLOT_UID
+
+
+def test_no_student_process_is_left_running(batch):
+    left = []
+    for p in psutil.process_iter(["uids", "cmdline"]):
+        try:
+            if LEFTOVER in " ".join(p.info["cmdline"] or []) or SLOT_UID <= p.info["uids"].real < SLOT_UID + 8:
+                left.append((p.pid, p.info["cmdline"]))
+        except (psutil.Error, TypeError):
+            pass
+    assert not left
+
+
+def test_an_output_flood_is_cut_short(course, batch):
+    path = course / "autograded" / "output_flood" / ASSIGNMENT / "toy.ipynb"
+    assert path.stat().st_size < 2 * 2**20
+    assert "the rest of its output was dropped" in path.read_text()
+
+
+def test_regrading_one_student_changes_only_that_student(course, batch):
+    before_db = gradebook_rows(course)
+    before_csv = read_csv(course / "exports" / "grades.csv")
+    before_cells = read_csv(course / "exports" / "grades_by_cell.csv")
+    release = json.loads((course / "release" / ASSIGNMENT / "toy.ipynb").read_text())
+    submit(course, "stub", bad.correct(release, answers_of(course)))  # the student resubmits, fixed
+    backups = len(list(course.glob("gradebook.db.backup-*")))
+    [record] = grade(course, ASSIGNMENT, students=["stub"], workers=1, limits=LIMITS)
+    assert len(list(course.glob("gradebook.db.backup-*"))) == min(backups + 1, 10)
+    assert record["score"] == 3.0
+    after_db = gradebook_rows(course)
+    assert {s: r for s, r in after_db.items() if s != "stub"} == {s: r for s, r in before_db.items() if s != "stub"}
+    assert after_db["stub"] != before_db["stub"]
+    others = lambda rows: [r for r in rows if r["student_id"] != "stub"]
+    assert others(read_csv(course / "exports" / "grades.csv")) == others(before_csv)
+    assert others(read_csv(course / "exports" / "grades_by_cell.csv")) == others(before_cells)
+
+
+def test_the_command_exits_0_on_bad_submissions_and_non_zero_when_the_run_fails(course, batch):
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    cmd = [sys.executable, "-m", "collabkit", "grade", ASSIGNMENT, "--root", str(course), "--timeout", "4"]
+    ok = subprocess.run(cmd + ["--student", "invalid_json"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert "[1/1] invalid_json: unreadable" in ok.stderr
+    missing = subprocess.run(cmd + ["--student", "nobody"], capture_output=True, text=True, env=env)
+    assert missing.returncode == 2 and "no submission for nobody" in missing.stderr
+
+
+def test_sanitize_repairs_without_stopping(course):
+    """Unit check of the repairs the batch relies on, on the release itself."""
+    from collabkit.sanitize import Unreadable, read, sanitize
+    from nbgrader.api import Gradebook
+    from collabkit.grade import load_specs
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        specs = load_specs(gb, ASSIGNMENT)["toy"]
+    release = nbformat.read(course / "release" / ASSIGNMENT / "toy.ipynb", as_version=4)
+    raw = json.loads(nbformat.writes(release))
+    for cell in raw["cells"]:
+        cell.pop("id", None)
+    raw["nbformat_minor"] = 4
+    nb, repairs = read(json.dumps(raw).encode())
+    nb, more = sanitize(nb, release, specs)
+    assert [c.source for c in nb.cells if bad.gid(c) == "test_double"] == [specs["test_double"].source]
+    assert len({c.id for c in nb.cells}) == len(nb.cells)
+    with pytest.raises(Unreadable):
+        read(b"{not json")
+    with pytest.raises(Unreadable):
+        read(b'{"cells": []}')
