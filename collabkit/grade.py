@@ -701,43 +701,30 @@ def demo(workers: int = 2) -> int:
     with a test cell edited and another tagged to skip, dave a solution with one notebook
     cut short (invalid JSON). Nothing touches the course's own gradebook.
     """
-    import re
     import nbformat
-    from .release import release
+    from .samples import make_course, notebook_names, place, submission
     course = ROOT / ".demo"
     shutil.rmtree(course, ignore_errors=True)
-    course.mkdir()
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "source", course / "source")
+    make_course(course)
     reference = ROOT / "solutions" / "reference.json"
     if not reference.exists():
         from .reference import build_reference
         build_reference()
-    (course / "solutions").mkdir()
+    (course / "solutions").mkdir(exist_ok=True)
     shutil.copy(reference, course / "solutions" / "reference.json")
-    out = release(course)
-    marker = re.compile(r"^[ \t]*### (BEGIN|END) SOLUTION[ \t]*\n?", re.M)
-    for student in ("alice", "bob", "carol", "dave"):
-        folder = course / "submitted" / student / ASSIGNMENT
-        folder.mkdir(parents=True)
-        for path in sorted(out.glob("*.ipynb")):
-            nb = nbformat.read(path, as_version=4)
-            src = nbformat.read(course / "source" / ASSIGNMENT / path.name, as_version=4)
-            answers = {c.metadata.nbgrader["grade_id"]: marker.sub("", c.source) for c in src.cells
-                       if c.metadata.get("nbgrader", {}).get("solution")}
-            tests = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade")
-                     and not c.metadata.nbgrader.get("solution")]
-            for cell in nb.cells:
-                gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-                if student != "bob" and gid in answers:
-                    cell.source = answers[gid]
-            if student == "carol" and len(tests) >= 2:
-                tests[0].source = "pass  # trust me"
-                tests[1].metadata["tags"] = ["skip-execution"]
-            text = nbformat.writes(nb)
-            if student == "dave" and path.name == sorted(p.name for p in out.glob("*.ipynb"))[-1]:
-                text = text[: len(text) // 2]
-            (folder / path.name).write_text(text)
+    names = notebook_names(course)
+    place(course, "alice", {n: submission(course, n) for n in names})
+    place(course, "bob", {n: submission(course, n, blank=True) for n in names})
+    carol = {n: submission(course, n) for n in names}
+    tests = [c for c in carol[names[0]].cells if c.metadata.get("nbgrader", {}).get("grade")
+             and not c.metadata.nbgrader.get("solution")]
+    tests[0].source = "pass  # trust me"
+    tests[1].metadata["tags"] = ["skip-execution"]
+    place(course, "carol", carol)
+    dave = {n: submission(course, n) for n in names}
+    text = nbformat.writes(dave[names[-1]])
+    dave[names[-1]] = text[: len(text) // 2]
+    place(course, "dave", dave)
     records = grade(course, ASSIGNMENT, workers=workers)
     print((course / "exports" / "grades.csv").read_text())
     print(f"Feedback: {course / 'feedback'}; autograded notebooks and grading.json: {course / 'autograded'}")

@@ -20,14 +20,13 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
-    """Autograde submitted/ with nbgrader; one row per graded cell: student, notebook, grade_id, kind, score, max_score."""
-    env = dict(os.environ, COLLABKIT_REFERENCE=str(REPO / "solutions" / "reference.json"),
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-    cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
-    for s in students or []:
-        cmd += ["--student", s]
-    run = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    """Autograde submitted/ with `collabkit grade` (nbgrader underneath, isolated, 2 workers);
+    one row per graded cell: student, notebook, grade_id, kind, score, max_score."""
+    from collabkit.grade import grade
+    records = grade(course, ASSIGNMENT, students=students, workers=2,
+                    reference=REPO / "solutions" / "reference.json", log=lambda msg: None)
+    failed = {r["student_id"]: r.get("error") or r["notebooks"] for r in records if r["status"] == "grader_error"}
+    assert not failed, failed
     return read_grades(course)
 
 
