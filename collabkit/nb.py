@@ -160,6 +160,13 @@ def valid_mse(learn) -> float:
     return float(((preds - torch.tensor(frame.rating.to_numpy())) ** 2).mean())
 
 
+def save_weights(learn, path) -> str:
+    """Save a model's weights (the reference run keeps the model 03 and 05 study); return the file name."""
+    import torch
+    torch.save({k: v.detach().cpu() for k, v in learn.model.state_dict().items()}, path)
+    return Path(path).name
+
+
 def reference_path() -> Path:
     env = os.environ.get("COLLABKIT_REFERENCE")
     return Path(env) if env else Path(__file__).resolve().parent.parent / "solutions" / "reference.json"

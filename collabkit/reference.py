@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,12 +25,11 @@ RECORD: dict[str, dict[str, dict[str, str]]] = {
         "tuned_learn": {"tuned_mse": "ck.valid_mse(tuned_learn)"},
     },
     "03_interpretation.ipynb": {
-        "kit_model": {
-            "fast_mse": "ck.valid_mse(learn)",
-            "lowest_bias_titles": "lowest_bias_titles(learn, n=5)",
-            "highest_bias_titles": "highest_bias_titles(learn, n=5)",
-            "most_similar_star_wars": "most_similar(learn, 'Star Wars (1977)', n=5)",
-        },
+        "kit_model": {"fast_mse": "ck.valid_mse(learn)",
+                      "fast_model_weights": "ck.save_weights(learn, SOLUTIONS / 'dot_fast.pth')"},
+        "lowest_bias_titles": {"lowest_bias_titles": "lowest_bias_titles(learn, n=5)"},
+        "highest_bias_titles": {"highest_bias_titles": "highest_bias_titles(learn, n=5)"},
+        "most_similar": {"most_similar_star_wars": "most_similar(learn, 'Star Wars (1977)', n=5)"},
     },
     "04_neural_cf.ipynb": {
         "learn_nn": {"neural_mse": "ck.valid_mse(learn_nn)"},
@@ -42,13 +42,14 @@ def notebooks(root: Path = ROOT, assignment: str = ASSIGNMENT) -> list[Path]:
     return sorted((root / "source" / assignment).glob("[0-9][0-9]_*.ipynb"))
 
 
-def _record(client, nb_name: str, grade_id: str, values: dict) -> None:
+def _record(client, nb_name: str, grade_id: str, values: dict, solutions_dir: Path) -> None:
     import nbformat
     exprs = RECORD.get(nb_name, {}).get(grade_id)
     if not exprs:
         return
     body = ", ".join(f"{json.dumps(k)}: {v}" for k, v in exprs.items())
-    code = f"import json as _j\nprint({MARK!r} + _j.dumps({{{body}}}))"
+    code = (f"import json as _j, pathlib as _p\nSOLUTIONS = _p.Path({str(solutions_dir)!r})\n"
+            f"print({MARK!r} + _j.dumps({{{body}}}))")
     scratch = nbformat.v4.new_code_cell(code)
     client.execute_cell(scratch, 0)
     for out in scratch.outputs:
@@ -66,10 +67,11 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
     import nbformat
     from nbclient import NotebookClient
     nb = nbformat.read(path, as_version=4)
+    workdir = tempfile.TemporaryDirectory(prefix="collabkit-reference-")  # lr_find leaves models/ behind
     client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": str(out_dir)}})
+                            resources={"metadata": {"path": workdir.name}})
     start = time.perf_counter()
-    with client.setup_kernel():
+    with workdir, client.setup_kernel():
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -82,7 +84,7 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
             if errors:
                 raise RuntimeError(f"{path.name}, cell {index}: {errors[0].ename}: {errors[0].evalue}")
             before = dict(values)
-            _record(client, path.name, grade_id, values)
+            _record(client, path.name, grade_id, values, ref_file.parent)
             if values != before:
                 ref_file.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     seconds = time.perf_counter() - start
