@@ -421,7 +421,7 @@ def score_cells(nb, specs: dict, info: dict | None, status: str) -> list[dict]:
             continue
         row = {"grade_id": gid, "max_score": spec.points, "score": 0.0, "status": status}
         rows.append(row)
-        if status in ("unreadable", "missing", "grader_error"):
+        if status:  # the notebook never ran (unreadable, missing, killed with its worker, kit failure)
             continue
         i = index[gid]
         cell = nb.cells[i]
@@ -518,8 +518,8 @@ def finish(root: Path, coursedir, assignment: str, student: str, record: dict, r
             entry["timed_out_cells"] = info.get("timed_out", [])
             if info.get("error"):
                 entry["error"] = info["error"]
-            if info["status"] == "grader_error":
-                entry["status"] = "grader_error"
+            if "replies" not in info:  # the worker never finished this notebook (killed, or the kit failed)
+                entry["status"] = info["status"] if info["status"] in STATUSES else "grader_error"
         out = scratch / "out" / f"{name}.ipynb"
         if entry["status"] is None and out.exists():
             nb = nbformat.read(out, as_version=4)
@@ -706,10 +706,11 @@ def demo(workers: int = 2) -> int:
     course = ROOT / ".demo"
     shutil.rmtree(course, ignore_errors=True)
     make_course(course)
-    reference = ROOT / "solutions" / "reference.json"
+    reference = Path(os.environ.get("COLLABKIT_REFERENCE") or ROOT / "solutions" / "reference.json")
     if not reference.exists():
         from .reference import build_reference
         build_reference()
+        reference = ROOT / "solutions" / "reference.json"
     (course / "solutions").mkdir(exist_ok=True)
     shutil.copy(reference, course / "solutions" / "reference.json")
     names = notebook_names(course)

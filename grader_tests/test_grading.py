@@ -266,7 +266,7 @@ def real_course(where: Path, notebooks: list[str]) -> Path:
         shutil.copy(REPO / "source" / ASSIGNMENT / name, where / "source" / ASSIGNMENT / name)
     release(where)
     (where / "solutions").mkdir()
-    ref = REPO / "solutions" / "reference.json"
+    ref = Path(os.environ.get("COLLABKIT_REFERENCE") or REPO / "solutions" / "reference.json")
     (where / "solutions" / "reference.json").write_text(ref.read_text() if ref.exists() else "{}")
     return where
 
@@ -361,7 +361,7 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     """All five notebooks: the solution earns every autograded point alone and in a batch with bad ones."""
     from collabkit.samples import notebook_names, place, submission
     from collabkit import ROOT as REPO
-    if not (REPO / "solutions" / "reference.json").exists():
+    if not Path(os.environ.get("COLLABKIT_REFERENCE") or REPO / "solutions" / "reference.json").exists():
         pytest.skip("solutions/reference.json is missing: run `collabkit reference`")
     names = notebook_names()
     course = real_course(tmp_path_factory.mktemp("full") / "course", names)
@@ -388,3 +388,13 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     assert records["blank"]["status"] in ("graded", "needs_manual_grade")
     for student in records:
         assert not feedback_leaks(course, student), student
+
+
+def test_a_notebook_that_never_finished_scores_zero_under_its_own_status():
+    from collabkit.grade import notebook_status, score_cells
+    from collabkit.sanitize import CellSpec
+    specs = {"setup": CellSpec("setup", "code", "x = 1", True),
+             "test_x": CellSpec("test_x", "code", "assert x", True, grade=True, points=2.0)}
+    rows = score_cells(None, specs, {"status": "timed_out", "error": "worker exited with -9"}, "timed_out")
+    assert rows == [{"grade_id": "test_x", "max_score": 2.0, "score": 0.0, "status": "timed_out"}]
+    assert notebook_status({"status": "timed_out", "repairs": [], "tampering": False}, rows) == "timed_out"
