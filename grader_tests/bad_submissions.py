@@ -55,6 +55,7 @@ TOY_SOURCE = _nb([
                   "### BEGIN HIDDEN TESTS\n"
                   f"assert double(-3) == -6, 'double should work for negative numbers'  # {SECRET}\n"
                   "assert double(5) == ck.reference()['factor'] * 5, 'double(5) should be 10'\n"
+                  "assert (ck.reference_path().parent / ck.reference()['weights']).read_text() == '2'\n"
                   "### END HIDDEN TESTS", "test_double", grade=True, locked=True, points=2),
     _cell("markdown", "Write `square(x)`."),
     _cell("code", "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION", "square",
@@ -83,7 +84,8 @@ def tiny_course(where: Path) -> Path:
                           "--log-level=WARN"], cwd=where, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
     (where / "solutions").mkdir()
-    (where / "solutions" / "reference.json").write_text(json.dumps({"factor": 2}))
+    (where / "solutions" / "reference.json").write_text(json.dumps({"factor": 2, "weights": "weights.txt"}))
+    (where / "solutions" / "weights.txt").write_text("2")  # an artefact reference.json names (like model weights)
     return where
 
 
@@ -239,6 +241,7 @@ attempt("read_source", lambda: sorted(os.listdir(root / "source")))
 attempt("read_submitted", lambda: sorted(os.listdir(root / "submitted")))
 attempt("read_home", lambda: sorted(os.listdir(os.path.expanduser("~root"))))
 attempt("write_reference", lambda: open(os.environ["COLLABKIT_REFERENCE"], "w").write('{"factor": 3}'))
+attempt("write_weights", lambda: open(Path(os.environ["COLLABKIT_REFERENCE"]).parent / "weights.txt", "w").write("3"))
 attempt("write_data", lambda: open(Path(os.environ["FASTAI_HOME"]) / "data/ml-100k/u.data", "w").write("1 1 99 0"))
 attempt("replace_data", lambda: os.rename(Path(os.environ["FASTAI_HOME"]) / "data", Path(os.environ["FASTAI_HOME"]) / "old"))
 attempt("write_package", lambda: open(Path(collabkit.__file__).parent / "nb.py", "a").write("#"))

@@ -177,6 +177,7 @@ def test_student_code_cannot_reach_the_course_or_change_grades(course, batch):
     probe = json.loads(line[len("PROBE "):])
     blocked = {k for k, (how, _) in probe.items() if how == "blocked"}
     assert blocked >= {"read_gradebook", "write_gradebook", "read_source", "read_submitted", "write_reference",
+                       "write_weights",
                        "write_data", "replace_data", "write_package", "kill_grader", "many_processes",
                        "huge_file"}, probe
     listed = probe["list_course"][1]
@@ -266,8 +267,11 @@ def real_course(where: Path, notebooks: list[str]) -> Path:
         shutil.copy(REPO / "source" / ASSIGNMENT / name, where / "source" / ASSIGNMENT / name)
     release(where)
     (where / "solutions").mkdir()
+    from collabkit.grade import reference_files
     ref = Path(os.environ.get("COLLABKIT_REFERENCE") or REPO / "solutions" / "reference.json")
     (where / "solutions" / "reference.json").write_text(ref.read_text() if ref.exists() else "{}")
+    for name in reference_files(ref) if ref.exists() else []:
+        shutil.copy(ref.parent / name, where / "solutions" / name)
     return where
 
 
