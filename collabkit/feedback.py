@@ -66,4 +66,4 @@ def render(nb, resources: dict, hidden: list[str], test_ids: set[str], note: str
     if note:
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
     html, _ = HTMLExporter(config=_templates()).from_notebook_node(nb, resources=resources)
-    return _redact(html, [h for h in hidden])
+    return _redact(html, hidden)

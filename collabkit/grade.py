@@ -18,7 +18,6 @@ so that one bad submission cannot stop, slow down or falsify the rest:
 """
 from __future__ import annotations
 
-import argparse
 import concurrent.futures
 import csv
 import json
@@ -33,7 +32,7 @@ import tempfile
 import threading
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 

@@ -12,7 +12,6 @@ import html
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
