@@ -120,8 +120,8 @@ def _grade_batch(mode: str, course: Path, students: list[str]) -> dict:
         cmd += [f"--student={s}" for s in students]
     else:
         workers = mode.split("=")[1]
-        cmd = [sys.executable, "-m", "collabkit", "grade", ASSIGNMENT, "--course", str(course),
-               "--workers", workers, "--force", *[f"--student={s}" for s in students]]
+        cmd = [sys.executable, "-m", "collabkit", "grade", ASSIGNMENT, "--root", str(course),
+               "--workers", workers, *[f"--student={s}" for s in students]]
     start = time.perf_counter()
     with PeakRSS() as rss:
         run = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)

@@ -1,6 +1,8 @@
-"""Grade fixture submissions with real nbgrader, and read the expected score tables.
+"""Grade fixture submissions, and read the expected score tables.
 
-Submissions are built by collabkit.samples, the way students make them.
+Submissions are built by collabkit.samples, the way students make them. `autograde` grades
+them with the kit's pipeline (nbgrader's preprocessors and gradebook, isolated and parallel);
+`nbgrader_autograde` with stock `nbgrader autograde`, to prove the assignment works there too.
 """
 from __future__ import annotations
 
@@ -31,6 +33,17 @@ def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
     records = grade(course, ASSIGNMENT, students=students, workers=2, reference=reference, log=lambda msg: None)
     failed = {r["student_id"]: r.get("error") or r["notebooks"] for r in records if r["status"] == "grader_error"}
     assert not failed, failed
+    return read_grades(course)
+
+
+def nbgrader_autograde(course: Path) -> pd.DataFrame:
+    """Stock `nbgrader autograde`, sequential and unisolated, as an instructor without the kit would run it."""
+    env = dict(os.environ, COLLABKIT_REFERENCE=str(REPO / "solutions" / "reference.json"),
+               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    run = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"],
+                         cwd=course, capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return read_grades(course)
 
 

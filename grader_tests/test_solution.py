@@ -1,13 +1,15 @@
-"""The two ends of the score range, through real autograding of all five notebooks.
+"""The two ends of the score range, through stock `nbgrader autograde` of all five notebooks.
 
 The instructor's solution, submitted as a student would (the release filled in), earns every
-autograded point; the untouched release earns none, and every notebook is still graded.
+autograded point; the untouched release earns none, and every notebook is still graded. This
+runs plain nbgrader, not the kit's grader, so an instructor who grades without the kit gets
+the same scores (the kit's own pipeline grades the solution in test_grading.py).
 """
 from __future__ import annotations
 
 import pytest
 
-from harness import autograde, make_course, place, submission
+from harness import make_course, nbgrader_autograde, place, submission
 from test_release import NOTEBOOKS
 
 
@@ -16,7 +18,7 @@ def grades(tmp_path_factory):
     course = make_course(tmp_path_factory.mktemp("ends") / "course")
     place(course, "solution", {n: submission(course, n) for n in NOTEBOOKS})
     place(course, "blank", {n: submission(course, n, blank=True) for n in NOTEBOOKS})
-    return autograde(course)
+    return nbgrader_autograde(course)
 
 
 def test_solution_earns_every_autograded_point(grades):
