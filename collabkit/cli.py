@@ -49,6 +49,22 @@ def cmd_grade(args) -> int:
     return 0
 
 
+def cmd_feedback(args) -> int:
+    from pathlib import Path
+    from .grade import refresh_feedback
+    done = refresh_feedback(Path(args.root), args.assignment, students=args.student)
+    print(f"collabkit feedback: wrote feedback for {len(done)} students in {Path(args.root) / 'feedback'}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from pathlib import Path
+    from .grade import export
+    for path in export(Path(args.root), args.assignment):
+        print(path)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .grade import demo
     return demo(workers=args.workers)
@@ -78,6 +94,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, help="address-space limit per kernel in MB (default 6144)")
     p.add_argument("--root", default=str(ROOT), help="course folder (default: this checkout)")
     p.set_defaults(func=cmd_grade)
+    p = sub.add_parser("feedback", help="render feedback again from the gradebook (after hand-grading); runs no student code")
+    p.add_argument("assignment", nargs="?", default=ASSIGNMENT)
+    p.add_argument("--student", action="append", help="only this student (repeatable)")
+    p.add_argument("--root", default=str(ROOT), help="course folder (default: this checkout)")
+    p.set_defaults(func=cmd_feedback)
+    p = sub.add_parser("export", help="write exports/grades.csv and exports/grades_by_cell.csv from the gradebook")
+    p.add_argument("assignment", nargs="?", default=ASSIGNMENT)
+    p.add_argument("--root", default=str(ROOT), help="course folder (default: this checkout)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("demo", help="release into .demo/, grade four sample students there, print the grades")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_demo)

@@ -504,7 +504,6 @@ def finish(root: Path, coursedir, assignment: str, student: str, record: dict, r
     import nbformat
     from nbgrader.api import Gradebook
     from nbgrader import utils
-    from .feedback import render
     scratch = Path(record.pop("scratch"))
     auto_dir = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
     fb_dir = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
@@ -574,19 +573,57 @@ def finish(root: Path, coursedir, assignment: str, student: str, record: dict, r
     record["max_score"] = sum(r["max_score"] or 0 for r in record["cells"])
     record["graded_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-    for name, (nb, rows) in notebooks.items():
-        entry = record["notebooks"][name]
-        tests = {gid for gid, s in specs[name].items() if s.grade and not s.solution}
-        resources = {"nbgrader": {"notebook": name, "assignment": assignment, "student": student, "db_url": db_url}}
-        html = render(nb, resources, hidden[name], tests, feedback_note(entry))
-        (fb_dir / f"{name}.html").write_text(html)
+    write_feedback(fb_dir, db_url, assignment, student, {n: nb for n, (nb, _) in notebooks.items()},
+                   record["notebooks"], specs, hidden)
     (auto_dir / "grading.json").write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
     if not os.environ.get("COLLABKIT_KEEP_SCRATCH"):
         shutil.rmtree(scratch, ignore_errors=True)
     return record
 
 
-def feedback_note(entry: dict) -> str | None:
+def write_feedback(fb_dir: Path, db_url: str, assignment: str, student: str, notebooks: dict,
+                   entries: dict, specs: dict, hidden: dict) -> None:
+    """feedback/<student>/<assignment>/<notebook>.html, with the gradebook's current scores."""
+    from .feedback import render
+    for name, nb in notebooks.items():
+        tests = {gid for gid, s in specs[name].items() if s.grade and not s.solution}
+        resources = {"nbgrader": {"notebook": name, "assignment": assignment, "student": student, "db_url": db_url}}
+        html = render(nb, resources, hidden[name], tests, feedback_note(entries[name]))
+        (fb_dir / f"{name}.html").write_text(html)
+
+
+def refresh_feedback(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] | None = None) -> list[str]:
+    """Render feedback again from the autograded notebooks and the gradebook (after hand-grading).
+
+    Returns the students whose feedback was written; runs no student code."""
+    import nbformat
+    from nbgrader.api import Gradebook
+    from .sanitize import hidden_lines
+    coursedir, _ = load_course(Path(root))
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        specs = load_specs(gb, assignment)
+    releases = {name: nbformat.read(Path(coursedir.format_path(coursedir.release_directory, ".", assignment))
+                                    / f"{name}.ipynb", as_version=4) for name in specs}
+    hidden = {name: hidden_lines(specs[name], releases[name]) for name in specs}
+    done = []
+    graded = Path(coursedir.format_path(coursedir.autograded_directory, "*", assignment)).parent.parent
+    for record_path in sorted(graded.glob(f"*/{assignment}/grading.json")):
+        student = record_path.parent.parent.name
+        if students and student not in students:
+            continue
+        record = json.loads(record_path.read_text())
+        notebooks = {name: nbformat.read(record_path.parent / f"{name}.ipynb", as_version=4)
+                     for name in specs if (record_path.parent / f"{name}.ipynb").exists()}
+        fb_dir = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
+        fb_dir.mkdir(parents=True, exist_ok=True)
+        write_feedback(fb_dir, coursedir.db_url, assignment, student, notebooks, record.get("notebooks", {}), specs, hidden)
+        done.append(student)
+    return done
+
+
+def feedback_note(entry: dict | None) -> str | None:
+    if not entry:
+        return None
     lines = []
     status = entry["status"]
     if status not in ("graded", "needs_manual_grade"):

@@ -14,11 +14,11 @@ from __future__ import annotations
 import copy
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import nbformat
+
+from collabkit.release import release
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "collab_filtering"
@@ -80,9 +80,7 @@ def tiny_course(where: Path) -> Path:
     shutil.copy(REPO / "nbgrader_config.py", where / "nbgrader_config.py")
     (where / "source" / ASSIGNMENT).mkdir(parents=True)
     nbformat.write(TOY_SOURCE, where / "source" / ASSIGNMENT / "toy.ipynb")
-    run = subprocess.run([sys.executable, "-m", "nbgrader", "generate_assignment", ASSIGNMENT, "--force",
-                          "--log-level=WARN"], cwd=where, capture_output=True, text=True)
-    assert run.returncode == 0, run.stdout + run.stderr
+    release(where, ASSIGNMENT)
     (where / "solutions").mkdir()
     (where / "solutions" / "reference.json").write_text(json.dumps({"factor": 2, "weights": "weights.txt"}))
     (where / "solutions" / "weights.txt").write_text("2")  # an artefact reference.json names (like model weights)

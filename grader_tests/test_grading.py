@@ -401,3 +401,25 @@ def test_a_notebook_that_never_finished_scores_zero_under_its_own_status():
     rows = score_cells(None, specs, {"status": "timed_out", "error": "worker exited with -9"}, "timed_out")
     assert rows == [{"grade_id": "test_x", "max_score": 2.0, "score": 0.0, "status": "timed_out"}]
     assert notebook_status({"status": "timed_out", "repairs": [], "tampering": False}, rows) == "timed_out"
+
+
+def test_hand_grades_reach_feedback_and_exports_without_running_student_code(course, batch):
+    """After hand-grading in formgrader, `collabkit feedback` and `collabkit export` pick the scores up."""
+    from nbgrader.api import Gradebook
+    from collabkit.grade import export, refresh_feedback
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        gb.find_grade("explain", "toy", ASSIGNMENT, "fails_hidden").manual_score = 0.5
+        gb.find_comment("explain", "toy", ASSIGNMENT, "fails_hidden").manual_comment = "hand-graded-comment-7731"
+        gb.db.commit()
+    page = course / "feedback" / "fails_hidden" / ASSIGNMENT / "toy.html"
+    page.unlink()
+    assert refresh_feedback(course, ASSIGNMENT, students=["fails_hidden"]) == ["fails_hidden"]
+    text = page_text(page)
+    assert "hand-graded-comment-7731" in text
+    assert SECRET not in text and "mark-scheme-secret" not in text
+    export(course, ASSIGNMENT)
+    [row] = [r for r in read_csv(course / "exports" / "grades.csv") if r["student_id"] == "fails_hidden"]
+    assert float(row["score"]) == 1.5  # 1 autograded point (test_square) + 0.5 by hand
+    [cell] = [r for r in read_csv(course / "exports" / "grades_by_cell.csv")
+              if r["student_id"] == "fails_hidden" and r["grade_id"] == "explain"]
+    assert (cell["score"], cell["status"]) == ("0.5", "manually_graded")
