@@ -42,7 +42,8 @@ def notebooks(root: Path = ROOT, assignment: str = ASSIGNMENT) -> list[Path]:
     return sorted((root / "source" / assignment).glob("[0-9][0-9]_*.ipynb"))
 
 
-def _record(client, nb_name: str, grade_id: str, values: dict, solutions_dir: Path) -> None:
+def _record(client, index: int, cell, nb_name: str, grade_id: str, values: dict, solutions_dir: Path) -> None:
+    """After `cell` (at `index`) ran, evaluate RECORD's expressions for it in the same kernel."""
     import nbformat
     exprs = RECORD.get(nb_name, {}).get(grade_id)
     if not exprs:
@@ -51,7 +52,8 @@ def _record(client, nb_name: str, grade_id: str, values: dict, solutions_dir: Pa
     code = (f"import json as _j, pathlib as _p\nSOLUTIONS = _p.Path({str(solutions_dir)!r})\n"
             f"print({MARK!r} + _j.dumps({{{body}}}))")
     scratch = nbformat.v4.new_code_cell(code)
-    client.execute_cell(scratch, 0)
+    client.execute_cell(scratch, index)
+    client.nb.cells[index] = cell  # nbclient stores the cell it ran at that index: put the notebook's back
     for out in scratch.outputs:
         if out.get("name") == "stdout" and MARK in out.get("text", ""):
             line = next(l for l in out["text"].splitlines() if l.startswith(MARK))
@@ -84,7 +86,7 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
             if errors:
                 raise RuntimeError(f"{path.name}, cell {index}: {errors[0].ename}: {errors[0].evalue}")
             before = dict(values)
-            _record(client, path.name, grade_id, values, ref_file.parent)
+            _record(client, index, cell, path.name, grade_id, values, ref_file.parent)
             if values != before:
                 ref_file.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
     seconds = time.perf_counter() - start
