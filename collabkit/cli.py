@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_reference)
     p = sub.add_parser("bench", help="time the solution notebooks and grading (vs plain nbgrader); writes bench/results.json")
     p.add_argument("--n", type=int, default=8, help="submissions in the graded batch (default 8)")
-    p.add_argument("--reps", type=int, default=3, help="repetitions; medians are reported (default 3)")
+    p.add_argument("--reps", type=int, default=3, help="repetitions of each notebook and of the single autograde; medians are reported (default 3)")
     p.add_argument("--quick", action="store_true", help="one notebook, 2 submissions, once: checks that it runs")
     p.set_defaults(func=cmd_bench)
     from . import ASSIGNMENT, ROOT
