@@ -4,6 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
+
+from . import ASSIGNMENT, ROOT
 
 
 def cmd_data(args) -> int:
@@ -27,7 +30,7 @@ def cmd_reference(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench import run
-    run(n=args.n, reps=args.reps, quick=args.quick)
+    run(n=args.n, reps=args.reps, quick=args.quick, out=Path(args.out))
     return 0
 
 
@@ -83,8 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=8, help="submissions in the graded batch (default 8)")
     p.add_argument("--reps", type=int, default=3, help="repetitions of each notebook and of the single autograde; medians are reported (default 3)")
     p.add_argument("--quick", action="store_true", help="one notebook, 2 submissions, once: checks that it runs")
+    p.add_argument("--out", default=str(ROOT / "bench" / "results.json"), help="where to write the figures")
     p.set_defaults(func=cmd_bench)
-    from . import ASSIGNMENT, ROOT
     p = sub.add_parser("grade", help="autograde submitted/ (isolated, parallel); writes autograded/, feedback/, exports/")
     p.add_argument("assignment", nargs="?", default=ASSIGNMENT)
     p.add_argument("--student", action="append", help="grade only this student (repeatable); others are untouched")

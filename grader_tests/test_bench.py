@@ -1,0 +1,25 @@
+"""`collabkit bench --quick` still runs end to end and writes its figures. Speed is never asserted here."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_quick_bench_runs_and_writes_every_figure(tmp_path):
+    out = tmp_path / "results.json"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    run = subprocess.run([sys.executable, "-m", "collabkit", "bench", "--quick", "--out", str(out)],
+                         capture_output=True, text=True, env=env)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    result = json.loads(out.read_text())
+    assert result["quick"] and result["machine"]["cores"] >= 1 and len(result["machine"]["loadavg_at_start"]) == 3
+    assert list(result["notebooks"]) == ["01_data.ipynb"] and result["notebooks"]["01_data.ipynb"]["wall_s"] > 0
+    grading = result["grading"]
+    assert grading["n"] == 2 and grading["one_submission"]["wall_s"] > 0
+    for mode in ("nbgrader", "collabkit --workers=1", "collabkit --workers=2"):
+        assert grading[mode]["wall_s"] > 0 and grading[mode]["per_minute"] > 0
+    assert "speedup_vs_nbgrader" in grading["collabkit --workers=2"]
+    assert "| solution notebook |" in run.stdout and "vs nbgrader" in run.stdout
