@@ -117,7 +117,8 @@ def _grade_batch(mode: str, course: Path, students: list[str]) -> dict:
                COLLABKIT_REFERENCE=str(ROOT / "solutions" / "reference.json"))
     if mode == "nbgrader":
         cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
-        cmd += [f"--student={s}" for s in students]
+        if len(students) == 1:  # nbgrader takes one --student; without it, it grades everyone submitted
+            cmd.append(f"--student={students[0]}")
     else:
         workers = mode.split("=")[1]
         cmd = [sys.executable, "-m", "collabkit", "grade", ASSIGNMENT, "--root", str(course),
