@@ -114,7 +114,8 @@ def time_notebooks(names: list[str], reps: int) -> dict:
 def _grade_batch(mode: str, course: Path, students: list[str]) -> dict:
     """Grade `students` in `course` one way; wall time and peak RSS of the grading processes."""
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               COLLABKIT_REFERENCE=str(ROOT / "solutions" / "reference.json"))
+               COLLABKIT_REFERENCE=str(ROOT / "solutions" / "reference.json"),
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # nbgrader's alembic
     if mode == "nbgrader":
         cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
         if len(students) == 1:  # nbgrader takes one --student; without it, it grades everyone submitted
