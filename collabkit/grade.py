@@ -103,6 +103,23 @@ def load_specs(gb, assignment: str) -> dict:
     return out
 
 
+def load_assignment(coursedir, assignment: str) -> tuple[dict, dict, dict]:
+    """The graded cells (from the gradebook), the release notebooks, and each notebook's hidden-test lines."""
+    import nbformat
+    from nbgrader.api import Gradebook
+    from .sanitize import hidden_lines
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        specs = load_specs(gb, assignment)
+    releases = {}
+    for name in specs:
+        path = Path(coursedir.format_path(coursedir.release_directory, ".", assignment)) / f"{name}.ipynb"
+        if not path.exists():
+            raise RuntimeError(f"{path} is missing: run `collabkit release` first")
+        releases[name] = nbformat.read(path, as_version=4)
+    hidden = {name: hidden_lines(specs[name], releases[name]) for name in specs}
+    return specs, releases, hidden
+
+
 def backup_gradebook(db: Path, keep: int = 10) -> Path | None:
     """Copy gradebook.db to gradebook.db.backup-<UTC time> (sqlite's backup API); keep the newest `keep`."""
     if not db.exists():
@@ -597,14 +614,8 @@ def refresh_feedback(root: Path = ROOT, assignment: str = ASSIGNMENT, students: 
 
     Returns the students whose feedback was written; runs no student code."""
     import nbformat
-    from nbgrader.api import Gradebook
-    from .sanitize import hidden_lines
     coursedir, _ = load_course(Path(root))
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        specs = load_specs(gb, assignment)
-    releases = {name: nbformat.read(Path(coursedir.format_path(coursedir.release_directory, ".", assignment))
-                                    / f"{name}.ipynb", as_version=4) for name in specs}
-    hidden = {name: hidden_lines(specs[name], releases[name]) for name in specs}
+    specs, _, hidden = load_assignment(coursedir, assignment)
     done = []
     graded = Path(coursedir.format_path(coursedir.autograded_directory, "*", assignment)).parent.parent
     for record_path in sorted(graded.glob(f"*/{assignment}/grading.json")):
@@ -642,10 +653,7 @@ def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] |
     Returns one record per student (status, score, max_score, notebooks, cells, timings).
     Raises RuntimeError only when the run itself cannot go on (no release, no gradebook, no reference).
     """
-    import nbformat
-    from nbgrader.api import Gradebook
     from .data import ensure_movielens
-    from .sanitize import hidden_lines
     root = Path(root).resolve()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     coursedir, cfg = load_course(root)
@@ -661,15 +669,7 @@ def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] |
     db = Path(coursedir.db_url.replace("sqlite:///", ""))
     if not db.exists():
         raise RuntimeError(f"{db} is missing: run `collabkit release` first")
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        specs = load_specs(gb, assignment)
-    releases = {}
-    for name in specs:
-        path = Path(coursedir.format_path(coursedir.release_directory, ".", assignment)) / f"{name}.ipynb"
-        if not path.exists():
-            raise RuntimeError(f"{path} is missing: run `collabkit release` first")
-        releases[name] = nbformat.read(path, as_version=4)
-    hidden = {name: hidden_lines(specs[name], releases[name]) for name in specs}
+    specs, releases, hidden = load_assignment(coursedir, assignment)
     submitted = Path(coursedir.format_path(coursedir.submitted_directory, "*", assignment)).parent.parent
     found = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
     if students:
