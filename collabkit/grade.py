@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import ASSIGNMENT, ROOT
+from .course import Course, KitError
 
 # Statuses, most serious first: a submission's status is the most serious of its notebooks'.
 STATUSES = {
@@ -77,16 +77,6 @@ class Limits:
 
 # ---------------------------------------------------------------------------- course
 
-def load_course(root: Path):
-    """nbgrader's CourseDirectory for the course at `root` (its nbgrader_config.py)."""
-    from nbgrader.coursedir import CourseDirectory
-    from traitlets.config.loader import PyFileConfigLoader
-    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
-    coursedir = CourseDirectory(config=cfg)
-    coursedir.root = str(root)
-    return coursedir, cfg
-
-
 def load_specs(gb, assignment: str) -> dict:
     """notebook name -> {grade_id: CellSpec} from the gradebook's source cells."""
     from .sanitize import CellSpec
@@ -103,18 +93,23 @@ def load_specs(gb, assignment: str) -> dict:
     return out
 
 
-def load_assignment(coursedir, assignment: str) -> tuple[dict, dict, dict]:
+def load_assignment(course: Course) -> tuple[dict, dict, dict]:
     """The graded cells (from the gradebook), the release notebooks, and each notebook's hidden-test lines."""
     import nbformat
-    from nbgrader.api import Gradebook
+    from nbgrader.api import Gradebook, MissingEntry
     from .sanitize import hidden_lines
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        specs = load_specs(gb, assignment)
+    if not course.gradebook.exists():
+        raise KitError(f"{course.gradebook} is missing: run `collabkit release` first")
+    with Gradebook(course.db_url, course.coursedir.course_id) as gb:
+        try:
+            specs = load_specs(gb, course.assignment)
+        except MissingEntry:
+            raise KitError(f"the gradebook has no assignment {course.assignment}: run `collabkit release` first") from None
     releases = {}
     for name in specs:
-        path = Path(coursedir.format_path(coursedir.release_directory, ".", assignment)) / f"{name}.ipynb"
+        path = course.release / f"{name}.ipynb"
         if not path.exists():
-            raise RuntimeError(f"{path} is missing: run `collabkit release` first")
+            raise KitError(f"{path} is missing: run `collabkit release` first")
         releases[name] = nbformat.read(path, as_version=4)
     hidden = {name: hidden_lines(specs[name], releases[name]) for name in specs}
     return specs, releases, hidden
@@ -346,12 +341,12 @@ def worker(job_path: Path) -> int:
 
 # ---------------------------------------------------------------------------- one student
 
-def prepare(root: Path, coursedir, assignment: str, student: str, specs: dict, releases: dict,
-            scratch: Path, slot_reference: Path, fastai_data: Path, limits: Limits) -> dict:
+def prepare(course: Course, student: str, specs: dict, releases: dict,
+            scratch: Path, slot_reference: Path, fastai_data: Path) -> dict:
     """Sanitize a submission into scratch/ and lay out the kernel's folder; return its record so far."""
     import nbformat
     from .sanitize import Unreadable, read, sanitize
-    sub = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+    sub = course.submitted(student)
     (scratch / "in").mkdir(parents=True)
     (scratch / "out").mkdir()
     record = {"student_id": student, "notebooks": {}, "notes": []}
@@ -515,19 +510,19 @@ def worst(statuses) -> str:
     return min(statuses, key=order.index) if statuses else "graded"
 
 
-def finish(root: Path, coursedir, assignment: str, student: str, record: dict, results: dict,
+def finish(course: Course, student: str, record: dict, results: dict,
            specs: dict, releases: dict, hidden: dict) -> dict:
     """Write the autograded notebooks, the gradebook rows, the feedback and grading.json for one student."""
     import nbformat
     from nbgrader.api import Gradebook
     from nbgrader import utils
     scratch = Path(record.pop("scratch"))
-    auto_dir = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
-    fb_dir = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
+    assignment, coursedir = course.assignment, course.coursedir
+    auto_dir, fb_dir = course.autograded(student), course.feedback(student)
     for d in (auto_dir, fb_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    sub = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+    sub = course.submitted(student)
     stamp = coursedir.get_existing_timestamp(str(sub)) if (sub / "timestamp.txt").exists() else None
     for d in (auto_dir, fb_dir):
         if (sub / "timestamp.txt").exists():
@@ -609,25 +604,23 @@ def write_feedback(fb_dir: Path, db_url: str, assignment: str, student: str, not
         (fb_dir / f"{name}.html").write_text(html)
 
 
-def refresh_feedback(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] | None = None) -> list[str]:
+def refresh_feedback(course: Course, students: list[str] | None = None) -> list[str]:
     """Render feedback again from the autograded notebooks and the gradebook (after hand-grading).
 
     Returns the students whose feedback was written; runs no student code."""
     import nbformat
-    coursedir, _ = load_course(Path(root))
-    specs, _, hidden = load_assignment(coursedir, assignment)
+    specs, _, hidden = load_assignment(course)
     done = []
-    graded = Path(coursedir.format_path(coursedir.autograded_directory, "*", assignment)).parent.parent
-    for record_path in sorted(graded.glob(f"*/{assignment}/grading.json")):
-        student = record_path.parent.parent.name
+    for student in course.graded_students():
         if students and student not in students:
             continue
+        record_path = course.autograded(student) / "grading.json"
         record = json.loads(record_path.read_text())
         notebooks = {name: nbformat.read(record_path.parent / f"{name}.ipynb", as_version=4)
                      for name in specs if (record_path.parent / f"{name}.ipynb").exists()}
-        fb_dir = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
+        fb_dir = course.feedback(student)
         fb_dir.mkdir(parents=True, exist_ok=True)
-        write_feedback(fb_dir, coursedir.db_url, assignment, student, notebooks, record.get("notebooks", {}), specs, hidden)
+        write_feedback(fb_dir, course.db_url, course.assignment, student, notebooks, record.get("notebooks", {}), specs, hidden)
         done.append(student)
     return done
 
@@ -646,36 +639,29 @@ def feedback_note(entry: dict | None) -> str | None:
 
 # ---------------------------------------------------------------------------- the batch
 
-def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] | None = None, workers: int = 2,
+def grade(course: Course, students: list[str] | None = None, workers: int = 2,
           limits: Limits | None = None, reference: Path | None = None, log=None) -> list[dict]:
     """Grade submitted/<student>/<assignment>/ (every student, or those named) and write the exports.
 
     Returns one record per student (status, score, max_score, notebooks, cells, timings).
-    Raises RuntimeError only when the run itself cannot go on (no release, no gradebook, no reference).
+    Raises KitError only when the run itself cannot go on (no release, no gradebook, no reference).
     """
     from .data import ensure_movielens
-    root = Path(root).resolve()
     log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
-    coursedir, cfg = load_course(root)
+    root, assignment = course.root, course.assignment
     limits = Limits(**asdict(limits)) if limits else Limits()
     if limits.timeout is None:
-        limits.timeout = float(cfg.Execute.get("timeout", 300) or 300)
-    bin_dir = str(Path(sys.executable).parent)  # nbgrader's Gradebook runs `alembic` from PATH
-    if bin_dir not in os.environ.get("PATH", "").split(os.pathsep):
-        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
-    reference = Path(reference or os.environ.get("COLLABKIT_REFERENCE") or root / "solutions" / "reference.json")
+        limits.timeout = float(course.nbgrader_config().Execute.timeout)
+    reference = Path(reference or course.reference)
     if not reference.is_file():
-        raise RuntimeError(f"{reference} is missing: run `collabkit reference` first")
-    db = Path(coursedir.db_url.replace("sqlite:///", ""))
-    if not db.exists():
-        raise RuntimeError(f"{db} is missing: run `collabkit release` first")
-    specs, releases, hidden = load_assignment(coursedir, assignment)
-    submitted = Path(coursedir.format_path(coursedir.submitted_directory, "*", assignment)).parent.parent
-    found = sorted(p.parent.name for p in submitted.glob(f"*/{assignment}") if p.is_dir())
+        raise KitError(f"{reference} is missing: run `collabkit reference` first")
+    db = course.gradebook
+    specs, releases, hidden = load_assignment(course)
+    found = course.submitted_students()
     if students:
         missing = sorted(set(students) - set(found))
         if missing:
-            raise RuntimeError(f"no submission for {', '.join(missing)} under {submitted}")
+            raise KitError(f"no submission for {', '.join(missing)} under {course.submitted('*').parent.parent}")
         found = [s for s in found if s in set(students)]
     data = ensure_movielens(quiet=True)
     backup = backup_gradebook(db)
@@ -695,7 +681,7 @@ def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] |
         slot = slots.get()
         try:
             scratch = top / student
-            record = prepare(root, coursedir, assignment, student, specs, releases, scratch, reference, data, limits)
+            record = prepare(course, student, specs, releases, scratch, reference, data)
             record["scratch"] = str(scratch)
             todo = [n for n, e in record["notebooks"].items() if e["status"] is None]
             job = dict(root=str(root), scratch=str(scratch), run=str(scratch / "run"), slot=slot,
@@ -716,12 +702,12 @@ def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] |
                 student = futures[fut]
                 try:
                     student, record, results = fut.result()
-                    record = finish(root, coursedir, assignment, student, record, results, specs, releases, hidden)
+                    record = finish(course, student, record, results, specs, releases, hidden)
                 except Exception as err:  # noqa: BLE001  the kit's own failure for this student
                     import traceback
                     record = {"student_id": student, "status": "grader_error", "score": 0, "max_score": None,
                               "error": traceback.format_exc(limit=8), "notebooks": {}, "cells": []}
-                    auto = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
+                    auto = course.autograded(student)
                     auto.mkdir(parents=True, exist_ok=True)
                     (auto / "grading.json").write_text(json.dumps(record, indent=1, default=str))
                     log(f"collabkit grade: {student}: the kit failed: {type(err).__name__}: {err}")
@@ -733,7 +719,7 @@ def grade(root: Path = ROOT, assignment: str = ASSIGNMENT, students: list[str] |
     finally:
         if not os.environ.get("COLLABKIT_KEEP_SCRATCH"):
             shutil.rmtree(top, ignore_errors=True)
-    export(root, assignment)
+    export(course)
     return sorted(records, key=lambda r: r["student_id"])
 
 
@@ -741,7 +727,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def demo(workers: int = 2) -> int:
+def demo(course: Course, workers: int = 2) -> int:
     """`collabkit demo`: a throwaway course in .demo/ with four sample students, graded and printed.
 
     alice submits the instructor's solution, bob the release untouched, carol the solution
@@ -750,16 +736,15 @@ def demo(workers: int = 2) -> int:
     """
     import nbformat
     from .samples import make_course, notebook_names, place, submission
-    course = ROOT / ".demo"
+    home = course
+    course = home.root / ".demo"
     shutil.rmtree(course, ignore_errors=True)
-    make_course(course)
-    reference = Path(os.environ.get("COLLABKIT_REFERENCE") or ROOT / "solutions" / "reference.json")
-    if not reference.exists():
+    make_course(course, home.root)
+    if not home.reference.exists():
         from .reference import build_reference
-        build_reference()
-        reference = ROOT / "solutions" / "reference.json"
+        build_reference(home)
     (course / "solutions").mkdir(exist_ok=True)
-    shutil.copy(reference, course / "solutions" / "reference.json")
+    shutil.copy(home.reference, course / "solutions" / "reference.json")
     names = notebook_names(course)
     place(course, "alice", {n: submission(course, n) for n in names})
     place(course, "bob", {n: submission(course, n, blank=True) for n in names})
@@ -773,23 +758,29 @@ def demo(workers: int = 2) -> int:
     text = nbformat.writes(dave[names[-1]])
     dave[names[-1]] = text[: len(text) // 2]
     place(course, "dave", dave)
-    records = grade(course, ASSIGNMENT, workers=workers)
+    records = grade(Course.open(course, home.assignment), workers=workers)
     print((course / "exports" / "grades.csv").read_text())
     print(f"Feedback: {course / 'feedback'}; autograded notebooks and grading.json: {course / 'autograded'}")
     return 1 if any(r["status"] == "grader_error" for r in records) else 0
 
 
-def export(root: Path = ROOT, assignment: str = ASSIGNMENT) -> tuple[Path, Path]:
+def export(course: Course) -> tuple[Path, Path]:
     """exports/grades.csv and exports/grades_by_cell.csv, sorted, from the gradebook and each grading.json."""
-    from nbgrader.api import Gradebook
-    coursedir, _ = load_course(Path(root))
-    out = Path(root) / "exports"
+    from nbgrader.api import Gradebook, MissingEntry
+    assignment = course.assignment
+    out = course.exports
     out.mkdir(exist_ok=True)
     students, cells = [], []
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+    if not course.gradebook.exists():
+        raise KitError(f"{course.gradebook} is missing: run `collabkit release` first")
+    with Gradebook(course.db_url, course.coursedir.course_id) as gb:
+        try:
+            gb.find_assignment(assignment)
+        except MissingEntry:
+            raise KitError(f"the gradebook has no assignment {assignment}: run `collabkit release` first") from None
         for sub in sorted(gb.assignment_submissions(assignment), key=lambda s: s.student.id):
             sid = sub.student.id
-            path = Path(coursedir.format_path(coursedir.autograded_directory, sid, assignment)) / "grading.json"
+            path = course.autograded(sid) / "grading.json"
             record = json.loads(path.read_text()) if path.exists() else {}
             status = record.get("status", "not_graded_by_collabkit")
             by_cell = {(c["notebook"], c["grade_id"]): c["status"] for c in record.get("cells", [])}

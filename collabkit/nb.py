@@ -158,8 +158,17 @@ def save_weights(learn, path) -> str:
 
 
 def reference_path() -> Path:
+    """COLLABKIT_REFERENCE (set by the kit's grader and reference run), else solutions/reference.json
+    in the nearest course folder above the working directory (stock `nbgrader autograde` runs a
+    notebook in submitted/<student>/<assignment>/ of the course)."""
     env = os.environ.get("COLLABKIT_REFERENCE")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "solutions" / "reference.json"
+    if env:
+        return Path(env)
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents):
+        if (folder / "nbgrader_config.py").is_file() and (folder / "solutions" / "reference.json").is_file():
+            return folder / "solutions" / "reference.json"
+    return here / "solutions" / "reference.json"
 
 
 def reference() -> dict:

@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import ASSIGNMENT, ROOT
+from .course import Course, tool_env
+from .errors import KitError
 
 # notebook -> grade id of a cell -> {reference key: expression evaluated after that cell}
 RECORD: dict[str, dict[str, dict[str, str]]] = {
@@ -38,10 +39,6 @@ RECORD: dict[str, dict[str, dict[str, str]]] = {
 MARK = "COLLABKIT-REFERENCE "
 
 
-def notebooks(root: Path = ROOT, assignment: str = ASSIGNMENT) -> list[Path]:
-    return sorted((root / "source" / assignment).glob("[0-9][0-9]_*.ipynb"))
-
-
 def _record(client, index: int, cell, nb_name: str, grade_id: str, values: dict, solutions_dir: Path) -> None:
     """After `cell` (at `index`) ran, evaluate RECORD's expressions for it in the same kernel."""
     import nbformat
@@ -59,7 +56,12 @@ def _record(client, index: int, cell, nb_name: str, grade_id: str, values: dict,
             line = next(l for l in out["text"].splitlines() if l.startswith(MARK))
             values.update(json.loads(line[len(MARK):]))
             return
-    raise RuntimeError(f"{nb_name}: could not record {list(exprs)} after cell {grade_id}: {scratch.outputs}")
+    raise KitError(f"{nb_name}: could not record {list(exprs)} after cell {grade_id}: {scratch.outputs}")
+
+
+def kernel_env(ref_file: Path) -> dict:
+    """The solutions' kernel: one numeric thread, and the reference file its hidden tests read."""
+    return tool_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(ref_file))
 
 
 def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times: dict | None = None) -> float:
@@ -73,7 +75,7 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
     client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
                             resources={"metadata": {"path": workdir.name}})
     start = time.perf_counter()
-    with workdir, client.setup_kernel():
+    with workdir, client.setup_kernel(env=kernel_env(ref_file)):
         for index, cell in enumerate(nb.cells):
             if cell.cell_type != "code":
                 continue
@@ -84,7 +86,7 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
                 cell_times[grade_id] = time.perf_counter() - began
             errors = [o for o in cell.outputs if o.output_type == "error"]
             if errors:
-                raise RuntimeError(f"{path.name}, cell {index}: {errors[0].ename}: {errors[0].evalue}")
+                raise KitError(f"{path.name}, cell {index}: {errors[0].ename}: {errors[0].evalue}")
             before = dict(values)
             _record(client, index, cell, path.name, grade_id, values, ref_file.parent)
             if values != before:
@@ -94,21 +96,21 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
     return seconds
 
 
-def build_reference(root: Path = ROOT, assignment: str = ASSIGNMENT) -> dict:
+def build_reference(course: Course, log=print) -> dict:
     """Execute every solution notebook into solutions/<assignment>/ and write solutions/reference.json."""
-    out_dir = root / "solutions" / assignment
+    out_dir = course.solutions
     out_dir.mkdir(parents=True, exist_ok=True)
-    final = root / "solutions" / "reference.json"
+    final = course.reference
     # The run fills a scratch file (the solutions' hidden tests read it as they go) and renames
     # it into place at the end, so a grading run meanwhile never sees a half-written reference.
     ref_file = final.with_name(".reference.json.partial")
-    os.environ["COLLABKIT_REFERENCE"] = str(ref_file)  # kernels inherit it
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
     values: dict = {}
     ref_file.write_text("{}\n")
-    for path in notebooks(root, assignment):
-        seconds = execute(path, out_dir, ref_file, values)
-        print(f"collabkit reference: {path.name} executed in {seconds:.1f} s")
-    os.replace(ref_file, final)
+    try:
+        for name in course.notebooks():
+            seconds = execute(course.source / name, out_dir, ref_file, values)
+            log(f"collabkit reference: {name} executed in {seconds:.1f} s")
+        os.replace(ref_file, final)
+    finally:
+        ref_file.unlink(missing_ok=True)
     return values

@@ -12,18 +12,20 @@ from pathlib import Path
 
 import nbformat
 
-from . import ASSIGNMENT, ROOT
+from . import ASSIGNMENT
+from .course import Course
 from .release import release
 
 SOLUTION_MARKERS = re.compile(r"^\s*(### BEGIN SOLUTION|### END SOLUTION)\s*$", re.M)
 
 
-def make_course(where: Path, root: Path = ROOT) -> Path:
-    """A throwaway course at `where`: root's config and sources, released into its own gradebook."""
+def make_course(where: Path, root: Path) -> Path:
+    """A throwaway course at `where`: the config and this assignment's source of the course at
+    `root`, released into its own gradebook."""
     where.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "nbgrader_config.py", where / "nbgrader_config.py")
-    shutil.copytree(root / "source", where / "source", dirs_exist_ok=True)
-    release(where)
+    shutil.copytree(root / "source" / ASSIGNMENT, where / "source" / ASSIGNMENT, dirs_exist_ok=True)
+    release(Course.open(where))
     return where
 
 
@@ -35,7 +37,7 @@ def is_answer(cell) -> bool:
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
 
 
-def solutions(notebook: str, course: Path = ROOT) -> dict[str, str]:
+def solutions(notebook: str, course: Path) -> dict[str, str]:
     """The instructor's answer for every answer cell of `notebook`, markers removed, by grade id."""
     nb = nbformat.read(course / "source" / ASSIGNMENT / notebook, as_version=4)
     return {grade_id(c): SOLUTION_MARKERS.sub("", c.source).strip("\n") + "\n" for c in nb.cells if is_answer(c)}
@@ -67,5 +69,5 @@ def place(course: Path, student: str, notebooks: dict[str, object]) -> Path:
     return folder
 
 
-def notebook_names(course: Path = ROOT) -> list[str]:
+def notebook_names(course: Path) -> list[str]:
     return sorted(p.name for p in (course / "source" / ASSIGNMENT).glob("[0-9][0-9]_*.ipynb"))

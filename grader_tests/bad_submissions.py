@@ -18,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 
+from collabkit.course import Course
 from collabkit.release import release
 
 REPO = Path(__file__).resolve().parent.parent
@@ -80,7 +81,7 @@ def tiny_course(where: Path) -> Path:
     shutil.copy(REPO / "nbgrader_config.py", where / "nbgrader_config.py")
     (where / "source" / ASSIGNMENT).mkdir(parents=True)
     nbformat.write(TOY_SOURCE, where / "source" / ASSIGNMENT / "toy.ipynb")
-    release(where, ASSIGNMENT)
+    release(Course.open(where))
     (where / "solutions").mkdir()
     (where / "solutions" / "reference.json").write_text(json.dumps({"factor": 2, "weights": "weights.txt"}))
     (where / "solutions" / "weights.txt").write_text("2")  # an artefact reference.json names (like model weights)

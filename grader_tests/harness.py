@@ -15,10 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 from collabkit import ASSIGNMENT
-from collabkit import ROOT as REPO
-from collabkit.samples import make_course, place, solutions, submission  # noqa: F401  (the tests' API)
+from collabkit import samples
+from collabkit.course import Course, tool_env
+from collabkit.samples import place, solutions, submission  # noqa: F401  (the tests' API)
 
+REPO = Path(__file__).resolve().parent.parent  # this checkout: the kit's own course
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def make_course(where: Path) -> Path:
+    """A throwaway course at `where` with this checkout's config and source, released."""
+    return samples.make_course(where, REPO)
 
 
 def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
@@ -30,7 +37,7 @@ def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
         reference = course / "solutions" / "reference.json"
         reference.parent.mkdir(exist_ok=True)
         reference.write_text("{}")
-    records = grade(course, ASSIGNMENT, students=students, workers=2, reference=reference, log=lambda msg: None)
+    records = grade(Course.open(course), students=students, workers=2, reference=reference, log=lambda msg: None)
     failed = {r["student_id"]: r.get("error") or r["notebooks"] for r in records if r["status"] == "grader_error"}
     assert not failed, failed
     return read_grades(course)
@@ -38,9 +45,8 @@ def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
 
 def nbgrader_autograde(course: Path) -> pd.DataFrame:
     """Stock `nbgrader autograde`, sequential and unisolated, as an instructor without the kit would run it."""
-    env = dict(os.environ, COLLABKIT_REFERENCE=str(REPO / "solutions" / "reference.json"),
-               OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    env = tool_env(COLLABKIT_REFERENCE=str(REPO / "solutions" / "reference.json"),
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
     run = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"],
                          cwd=course, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -23,6 +23,7 @@ import pytest
 import bad_submissions as bad
 from bad_submissions import ASSIGNMENT, BAD, LEFTOVER, SECRET
 
+from collabkit.course import Course
 from collabkit.grade import SLOT_UID, STATUSES, Limits, grade
 
 # Short limits keep the loops cheap: 4 s per cell, 3 s of grace after the interrupt, 1 GB of
@@ -82,14 +83,14 @@ def course(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def alone(course):
     """The correct submission graded on its own, before the batch."""
-    records = grade(course, ASSIGNMENT, students=["correct"], workers=1, limits=LIMITS)
+    records = grade(Course.open(course), students=["correct"], workers=1, limits=LIMITS)
     rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "correct"]
     return records[0], rows
 
 
 @pytest.fixture(scope="module")
 def batch(course, alone):
-    records = grade(course, ASSIGNMENT, workers=2, limits=LIMITS)
+    records = grade(Course.open(course), workers=2, limits=LIMITS)
     return {r["student_id"]: r for r in records}
 
 
@@ -209,7 +210,7 @@ def test_regrading_one_student_changes_only_that_student(course, batch):
     release = json.loads((course / "release" / ASSIGNMENT / "toy.ipynb").read_text())
     submit(course, "stub", bad.correct(release, answers_of(course)))  # the student resubmits, fixed
     backups = len(list(course.glob("gradebook.db.backup-*")))
-    [record] = grade(course, ASSIGNMENT, students=["stub"], workers=1, limits=LIMITS)
+    [record] = grade(Course.open(course), students=["stub"], workers=1, limits=LIMITS)
     assert len(list(course.glob("gradebook.db.backup-*"))) == min(backups + 1, 10)
     assert record["score"] == 3.0
     after_db = gradebook_rows(course)
@@ -257,17 +258,17 @@ def test_sanitize_repairs_without_stopping(course):
 def real_course(where: Path, notebooks: list[str]) -> Path:
     """A course holding only `notebooks` of the real assignment, released, with the repo's reference."""
     import shutil
-    from collabkit import ROOT as REPO
+    from harness import REPO
     from collabkit.release import release
     where.mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", where)
     (where / "source" / ASSIGNMENT).mkdir(parents=True)
     for name in notebooks:
         shutil.copy(REPO / "source" / ASSIGNMENT / name, where / "source" / ASSIGNMENT / name)
-    release(where)
+    release(Course.open(where))
     (where / "solutions").mkdir()
     from collabkit.grade import reference_files
-    ref = Path(os.environ.get("COLLABKIT_REFERENCE") or REPO / "solutions" / "reference.json")
+    ref = REPO / "solutions" / "reference.json"
     (where / "solutions" / "reference.json").write_text(ref.read_text() if ref.exists() else "{}")
     for name in reference_files(ref) if ref.exists() else []:
         shutil.copy(ref.parent / name, where / "solutions" / name)
@@ -325,7 +326,7 @@ def real01(tmp_path_factory):
     put("repaired", json.dumps(nb).encode())
     nb = bad.extra_cell(bad.answered(release, answers), "setup", bad.PROBE)
     put("probe", bad.dump(nb))
-    records = {r["student_id"]: r for r in grade(course, ASSIGNMENT, workers=2)}
+    records = {r["student_id"]: r for r in grade(Course.open(course), workers=2)}
     return course, records
 
 
@@ -363,13 +364,11 @@ def test_real_kernel_is_isolated_too(real01):
 def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     """All five notebooks: the solution earns every autograded point alone and in a batch with bad ones."""
     from collabkit.samples import notebook_names, place, submission
-    from collabkit import ROOT as REPO
-    if not Path(os.environ.get("COLLABKIT_REFERENCE") or REPO / "solutions" / "reference.json").exists():
-        pytest.skip("solutions/reference.json is missing: run `collabkit reference`")
-    names = notebook_names()
+    from harness import REPO
+    names = notebook_names(REPO)
     course = real_course(tmp_path_factory.mktemp("full") / "course", names)
     place(course, "solution", {n: submission(course, n) for n in names})
-    [alone] = grade(course, ASSIGNMENT, students=["solution"], workers=1)
+    [alone] = grade(Course.open(course), students=["solution"], workers=1)
     alone_rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "solution"]
     place(course, "blank", {n: submission(course, n, blank=True) for n in names})
     mix = {n: submission(course, n) for n in names}
@@ -380,7 +379,7 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     tests[1].metadata["tags"] = ["skip-execution"]
     mix[names[2]] = nbformat.writes(nbformat.convert(mix[names[2]], 3))  # old format
     place(course, "mixed", mix)
-    records = {r["student_id"]: r for r in grade(course, ASSIGNMENT, workers=2)}
+    records = {r["student_id"]: r for r in grade(Course.open(course), workers=2)}
     rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "solution"]
     assert rows == alone_rows
     lost = [c for c in records["solution"]["cells"] if c["status"] not in ("passed", "needs_manual_grade", "no_points")]
@@ -413,11 +412,11 @@ def test_hand_grades_reach_feedback_and_exports_without_running_student_code(cou
         gb.db.commit()
     page = course / "feedback" / "fails_hidden" / ASSIGNMENT / "toy.html"
     page.unlink()
-    assert refresh_feedback(course, ASSIGNMENT, students=["fails_hidden"]) == ["fails_hidden"]
+    assert refresh_feedback(Course.open(course), students=["fails_hidden"]) == ["fails_hidden"]
     text = page_text(page)
     assert "hand-graded-comment-7731" in text
     assert SECRET not in text and "mark-scheme-secret" not in text
-    export(course, ASSIGNMENT)
+    export(Course.open(course))
     [row] = [r for r in read_csv(course / "exports" / "grades.csv") if r["student_id"] == "fails_hidden"]
     assert float(row["score"]) == 1.5  # 1 autograded point (test_square) + 0.5 by hand
     [cell] = [r for r in read_csv(course / "exports" / "grades_by_cell.csv")
