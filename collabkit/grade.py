@@ -59,7 +59,7 @@ CELL_STATUSES = {
     "manually_graded": "a grader entered a score", "no_points": "a task cell worth 0 points (a rubric's home)", "unreadable": "the notebook could not be read",
     "missing": "the notebook was not submitted",
 }
-SLOT_UID = 61000
+from .grading.slots import FIRST_UID as SLOT_UID, SlotLease  # noqa: E402
 SYSTEM_DIRS = {"/", "/home", "/usr", "/opt", "/var", "/srv", "/etc", "/lib", "/lib64", "/bin", "/sbin", "/proc",
                "/sys", "/dev", "/run", "/boot", "/mnt", "/media", "/tmp", "/root"}  # kernels of grading slot k run as uid/gid SLOT_UID + k
 
@@ -245,7 +245,7 @@ def sandbox_config(job: dict, nb_name: str) -> dict:
     expose = {sys.prefix, sys.base_prefix, str(pkg)}
     expose |= {p for p in sys.path if p and os.path.isdir(p) and keep(Path(p).resolve())}
     limits = job["limits"]
-    uid = SLOT_UID + job["slot"]
+    uid = job["uid"]
     return dict(namespace=True, hide=sorted(hide), private_tmp=["/tmp", "/var/tmp", "/dev/shm"],
                 expose_ro=sorted(expose), expose_rw=[str(run)], uid=uid, gid=uid,
                 cwd=str(run / "home"), env=kernel_env(run), report=str(scratch / f"sandbox-{nb_name}.json"),
@@ -262,7 +262,7 @@ def execute_notebook(job: dict, name: str, src: Path, dest: Path) -> dict:
     import nbformat
     from nbclient.exceptions import DeadKernelError
     KernelManager, Client = _client_class()
-    limits, uid = job["limits"], SLOT_UID + job["slot"]
+    limits, uid = job["limits"], job["uid"]
     scratch = Path(job["scratch"])
     cfg = sandbox_config(job, name)
     cfg_path = scratch / f"sandbox-{name}.config.json"
@@ -405,7 +405,7 @@ def run_worker(job: dict, limits: Limits, n_notebooks: int) -> dict:
     scratch = Path(job["scratch"])
     (scratch / "job.json").write_text(json.dumps(job))
     if os.geteuid() == 0:
-        uid = SLOT_UID + job["slot"]
+        uid = job["uid"]
         for path in [scratch / "run" / "home", scratch / "run" / "fastai" / "archive"]:
             for p in [path, *path.rglob("*")]:
                 os.chown(p, uid, uid)
@@ -423,7 +423,7 @@ def run_worker(job: dict, limits: Limits, n_notebooks: int) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         finally:
-            kill_uid(SLOT_UID + job["slot"])
+            kill_uid(job["uid"])
     path = scratch / "results.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     for name in job["notebooks"]:
@@ -673,9 +673,10 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
 
     top = Path(tempfile.mkdtemp(prefix="collabkit-grade-"))
     os.chmod(top, 0o711)
+    lease = SlotLease(max(1, workers))  # uids no other grading run on this machine holds
     slots: queue.Queue = queue.Queue()
-    for k in range(max(1, workers)):
-        slots.put(k)
+    for uid in lease.uids:
+        slots.put(uid)
 
     def one(student: str) -> tuple[str, dict, dict]:
         slot = slots.get()
@@ -684,7 +685,7 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
             record = prepare(course, student, specs, releases, scratch, reference, data)
             record["scratch"] = str(scratch)
             todo = [n for n, e in record["notebooks"].items() if e["status"] is None]
-            job = dict(root=str(root), scratch=str(scratch), run=str(scratch / "run"), slot=slot,
+            job = dict(root=str(root), scratch=str(scratch), run=str(scratch / "run"), uid=slot,
                        notebooks=todo, limits=asdict(limits), fastai_home=str(data.parent.parent))
             start = time.monotonic()
             results = run_worker(job, limits, len(todo)) if todo else {}
@@ -717,6 +718,7 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
                 log(f"[{k}/{len(found)}] {student}: {record['status']} {record['score']:g}/{record['max_score'] or 0:g}"
                     f" ({record.get('seconds', 0):.0f} s); ETA {_duration(eta)}")
     finally:
+        lease.release()
         if not os.environ.get("COLLABKIT_KEEP_SCRATCH"):
             shutil.rmtree(top, ignore_errors=True)
     export(course)
