@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
 from . import ASSIGNMENT
-from .course import Course, KitError
+from .course import Course
+from .errors import KitError
+
+log = logging.getLogger("collabkit")
 
 
 def cmd_data(args) -> int:
@@ -42,21 +46,22 @@ def cmd_bench(args) -> int:
 
 
 def cmd_grade(args) -> int:
-    from .grade import Limits, STATUSES, grade
+    from .grading.batch import grade
+    from .grading.records import STATUS_MEANING, Limits, Status
     course = Course.open(args.root, args.assignment)
     limits = Limits(**{k: v for k, v in dict(timeout=args.timeout, notebook_timeout=args.notebook_timeout,
                                              memory_mb=args.memory_mb).items() if v is not None})
     records = grade(course, students=args.student, workers=args.workers, limits=limits)
-    failed = [r["student_id"] for r in records if r["status"] == "grader_error"]
+    failed = [r.student_id for r in records if r.status == Status.GRADER_ERROR]
     print(f"collabkit grade: {len(records)} submissions graded; exports in {course.exports}")
     if failed:
-        print(f"collabkit grade: the kit failed on {', '.join(failed)} ({STATUSES['grader_error']})", file=sys.stderr)
+        log.error("collabkit grade: the kit failed on %s (%s)", ", ".join(failed), STATUS_MEANING[Status.GRADER_ERROR])
         return 1
     return 0
 
 
 def cmd_feedback(args) -> int:
-    from .grade import refresh_feedback
+    from .feedback import refresh_feedback
     course = Course.open(args.root, args.assignment)
     done = refresh_feedback(course, students=args.student)
     print(f"collabkit feedback: wrote feedback for {len(done)} students in {course.feedback('*').parent.parent}")
@@ -64,14 +69,14 @@ def cmd_feedback(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from .grade import export
+    from .export import export
     for path in export(Course.open(args.root, args.assignment)):
         print(path)
     return 0
 
 
 def cmd_demo(args) -> int:
-    from .grade import demo
+    from .demo import demo
     return demo(Course.open(args.root), workers=args.workers)
 
 
@@ -113,11 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)  # progress and diagnostics: one line each, on stderr
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
         return args.func(args)
     except KitError as err:
-        print(f"collabkit {args.command}: {err}", file=sys.stderr)
+        log.error("collabkit %s: %s", args.command, err)
         return 2
+    finally:
+        log.removeHandler(handler)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Feedback students can read: scores and messages, never hidden tests or mark schemes.
+"""Runs in the grading parent (and `collabkit feedback`): feedback students can read, never hidden tests or mark schemes.
 
 nbgrader's own feedback renders the autograded notebook, which holds the restored hidden
 tests and, in error outputs, tracebacks that quote them line by line. Here the notebook
@@ -14,8 +14,13 @@ import os
 
 import nbformat
 from nbconvert.exporters import HTMLExporter
+from nbconvert.preprocessors import Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
+from traitlets import List, Set
 from traitlets.config import Config
+
+from .course import Course
+from .grading.records import STATUS_MEANING, NotebookResult, Status, StudentRecord
 
 REDACTED = "[hidden test]"
 
@@ -37,24 +42,43 @@ def _redact(text: str, hidden: list[str]) -> str:
     return text
 
 
-def student_view(nb, hidden: list[str], test_ids: set[str]):
-    """Strip hidden tests, mark schemes and tracebacks through tests from an autograded notebook (in place)."""
-    nb, _ = ClearHiddenTests(enforce_metadata=False).preprocess(nb, {})
-    nb, _ = ClearMarkScheme(enforce_metadata=False).preprocess(nb, {})
-    for cell in nb.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+class StripTestTracebacks(Preprocessor):
+    """A test cell's error shows only its last line (`AssertionError: expected ..., got ...`):
+    its traceback would quote the hidden test line by line."""
+    test_ids = Set(help="grade ids of the autograded test cells").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.metadata.get("nbgrader", {}).get("grade_id") in self.test_ids:
+            for out in cell.get("outputs", []):
+                if out.output_type == "error":
+                    out.traceback = [f"{out.ename}: {out.evalue}"]
+        return cell, resources
+
+
+class RedactHiddenLines(Preprocessor):
+    """Any hidden-test line that still shows in an output (a student's function could print its
+    caller's source) becomes `[hidden test]`."""
+    hidden = List(help="lines of hidden-test source, longest first").tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
         for out in cell.get("outputs", []):
             if out.output_type == "error":
-                if gid in test_ids:
-                    out.traceback = [f"{out.ename}: {out.evalue}"]
-                out.evalue = _redact(out.evalue, hidden)
-                out.traceback = [_redact(t, hidden) for t in out.traceback]
+                out.evalue = _redact(out.evalue, self.hidden)
+                out.traceback = [_redact(t, self.hidden) for t in out.traceback]
             elif out.output_type == "stream":
-                out.text = _redact(out.text, hidden)
+                out.text = _redact(out.text, self.hidden)
             elif "data" in out:
                 for key, value in list(out.data.items()):
                     if isinstance(value, str):
-                        out.data[key] = _redact(value, hidden)
+                        out.data[key] = _redact(value, self.hidden)
+        return cell, resources
+
+
+def student_view(nb, hidden: list[str], test_ids: set[str]):
+    """Strip hidden tests, mark schemes and tracebacks through tests from an autograded notebook."""
+    for step in (ClearHiddenTests(enforce_metadata=False), ClearMarkScheme(enforce_metadata=False),
+                 StripTestTracebacks(test_ids=set(test_ids)), RedactHiddenLines(hidden=list(hidden))):
+        nb, _ = step.preprocess(nb, {})
     return nb
 
 
@@ -67,3 +91,47 @@ def render(nb, resources: dict, hidden: list[str], test_ids: set[str], note: str
         nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
     html, _ = HTMLExporter(config=_templates()).from_notebook_node(nb, resources=resources)
     return _redact(html, hidden)
+
+
+def feedback_note(entry: NotebookResult | None) -> str | None:
+    """The note at the top of a notebook's feedback: how it was graded and what had to be repaired."""
+    if not entry:
+        return None
+    lines = []
+    if entry.status not in (Status.GRADED, Status.NEEDS_MANUAL_GRADE):
+        status = Status(entry.status)
+        lines.append(f"**How this notebook was graded: {status.value.replace('_', ' ')}.** {STATUS_MEANING[status]}.")
+    lines += [f"- {r}" for r in entry.repairs + entry.events]
+    return "\n".join(lines) if lines else None
+
+
+def write_feedback(course: Course, student: str, notebooks: dict, entries: dict[str, NotebookResult],
+                   specs: dict, hidden: dict) -> None:
+    """feedback/<student>/<assignment>/<notebook>.html, with the gradebook's current scores."""
+    fb_dir = course.feedback(student)
+    fb_dir.mkdir(parents=True, exist_ok=True)
+    for name, nb in notebooks.items():
+        tests = {gid for gid, s in specs[name].items() if s.grade and not s.solution}
+        resources = {"nbgrader": {"notebook": name, "assignment": course.assignment, "student": student,
+                                  "db_url": course.db_url}}
+        html = render(nb, resources, hidden[name], tests, feedback_note(entries.get(name)))
+        (fb_dir / f"{name}.html").write_text(html)
+
+
+def refresh_feedback(course: Course, students: list[str] | None = None) -> list[str]:
+    """Render feedback again from the autograded notebooks and the gradebook (after hand-grading).
+
+    Returns the students whose feedback was written; runs no student code."""
+    from .grading.batch import load_assignment
+    specs, _, hidden = load_assignment(course)
+    done = []
+    for student in course.graded_students():
+        if students and student not in students:
+            continue
+        folder = course.autograded(student)
+        record = StudentRecord.read(folder / "grading.json")
+        notebooks = {name: nbformat.read(folder / f"{name}.ipynb", as_version=4)
+                     for name in specs if (folder / f"{name}.ipynb").exists()}
+        write_feedback(course, student, notebooks, record.notebooks, specs, hidden)
+        done.append(student)
+    return done

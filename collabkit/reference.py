@@ -10,6 +10,7 @@ Nothing here contains an answer: the expressions only call the solution's names.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -17,6 +18,8 @@ from pathlib import Path
 
 from .course import Course, tool_env
 from .errors import KitError
+
+log = logging.getLogger("collabkit.reference")
 
 # notebook -> grade id of a cell -> {reference key: expression evaluated after that cell}
 RECORD: dict[str, dict[str, dict[str, str]]] = {
@@ -96,7 +99,7 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
     return seconds
 
 
-def build_reference(course: Course, log=print) -> dict:
+def build_reference(course: Course) -> dict:
     """Execute every solution notebook into solutions/<assignment>/ and write solutions/reference.json."""
     out_dir = course.solutions
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -109,7 +112,7 @@ def build_reference(course: Course, log=print) -> dict:
     try:
         for name in course.notebooks():
             seconds = execute(course.source / name, out_dir, ref_file, values)
-            log(f"collabkit reference: {name} executed in {seconds:.1f} s")
+            log.info("collabkit reference: %s executed in %.1f s", name, seconds)
         os.replace(ref_file, final)
     finally:
         ref_file.unlink(missing_ok=True)

@@ -31,14 +31,14 @@ def make_course(where: Path) -> Path:
 def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
     """Autograde submitted/ with `collabkit grade` (nbgrader underneath, isolated, 2 workers);
     one row per graded cell: student, notebook, grade_id, kind, score, max_score."""
-    from collabkit.grade import grade
+    from collabkit.grading.batch import grade
     reference = REPO / "solutions" / "reference.json"
     if not reference.exists():  # tests that need it fail on their own; the others still run
         reference = course / "solutions" / "reference.json"
         reference.parent.mkdir(exist_ok=True)
         reference.write_text("{}")
-    records = grade(Course.open(course), students=students, workers=2, reference=reference, log=lambda msg: None)
-    failed = {r["student_id"]: r.get("error") or r["notebooks"] for r in records if r["status"] == "grader_error"}
+    records = grade(Course.open(course), students=students, workers=2, reference=reference)
+    failed = {r.student_id: r.error or r.to_json()["notebooks"] for r in records if r.status == "grader_error"}
     assert not failed, failed
     return read_grades(course)
 

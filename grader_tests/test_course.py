@@ -97,11 +97,14 @@ def checkout_state() -> dict[str, float]:
 def installed(tmp_path_factory) -> Path:
     """A virtual environment with the kit installed from its wheel, reusing this one's pinned stack."""
     where = tmp_path_factory.mktemp("installed")
-    wheels = where / "wheels"
+    wheels, project = where / "wheels", where / "project"  # built from a copy: setuptools writes beside the sources
+    project.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, project / name)
+    shutil.copytree(REPO / "collabkit", project / "collabkit", ignore=shutil.ignore_patterns("__pycache__"))
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                          "-w", str(wheels), str(REPO)], capture_output=True, text=True)
+                          "-w", str(wheels), str(project)], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-3000:]
-    shutil.rmtree(REPO / "build", ignore_errors=True)  # setuptools' build folder (ignored by git)
     venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3.*/site-packages"))

@@ -24,12 +24,21 @@ import bad_submissions as bad
 from bad_submissions import ASSIGNMENT, BAD, LEFTOVER, SECRET
 
 from collabkit.course import Course
-from collabkit.grade import SLOT_UID, STATUSES, Limits, grade
+from collabkit.grading.batch import grade
+from collabkit.grading.records import Limits, Status
+from collabkit.grading.slots import FIRST_UID as SLOT_UID
+
+STATUSES = [s.value for s in Status]
 
 # Short limits keep the loops cheap: 4 s per cell, 3 s of grace after the interrupt, 1 GB of
 # address space (the toy kernel uses ~300 MB; fastai kernels need the 6 GB default).
 LIMITS = Limits(timeout=4, notebook_timeout=60, grace=3, memory_mb=1024, output_mb=1)
 ROOT = os.geteuid() == 0
+
+
+def graded(course: Path, **kw) -> list[dict]:
+    """`collabkit grade` on `course`; each student's record as grading.json holds it."""
+    return [r.to_json() for r in grade(Course.open(course), **kw)]
 
 
 def answers_of(course: Path) -> dict[str, str]:
@@ -83,14 +92,14 @@ def course(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def alone(course):
     """The correct submission graded on its own, before the batch."""
-    records = grade(Course.open(course), students=["correct"], workers=1, limits=LIMITS)
+    records = graded(course, students=["correct"], workers=1, limits=LIMITS)
     rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "correct"]
     return records[0], rows
 
 
 @pytest.fixture(scope="module")
 def batch(course, alone):
-    records = grade(Course.open(course), workers=2, limits=LIMITS)
+    records = graded(course, workers=2, limits=LIMITS)
     return {r["student_id"]: r for r in records}
 
 
@@ -145,9 +154,9 @@ def test_the_gradebook_holds_each_cell_once_with_the_exported_score(course, batc
 
 
 def test_feedback_never_shows_hidden_tests_or_mark_schemes(course, batch):
-    from collabkit.sanitize import hidden_lines
+    from collabkit.grading.sanitize import hidden_lines
     from nbgrader.api import Gradebook
-    from collabkit.grade import load_specs
+    from collabkit.grading.batch import load_specs
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         specs = load_specs(gb, ASSIGNMENT)["toy"]
     release = nbformat.read(course / "release" / ASSIGNMENT / "toy.ipynb", as_version=4)
@@ -213,7 +222,7 @@ def test_regrading_one_student_changes_only_that_student(course, batch):
     release = json.loads((course / "release" / ASSIGNMENT / "toy.ipynb").read_text())
     submit(course, "stub", bad.correct(release, answers_of(course)))  # the student resubmits, fixed
     backups = len(list(course.glob("gradebook.db.backup-*")))
-    [record] = grade(Course.open(course), students=["stub"], workers=1, limits=LIMITS)
+    [record] = graded(course, students=["stub"], workers=1, limits=LIMITS)
     assert len(list(course.glob("gradebook.db.backup-*"))) == min(backups + 1, 10)
     assert record["score"] == 3.0
     after_db = gradebook_rows(course)
@@ -236,9 +245,9 @@ def test_the_command_exits_0_on_bad_submissions_and_non_zero_when_the_run_fails(
 
 def test_sanitize_repairs_without_stopping(course):
     """Unit check of the repairs the batch relies on, on the release itself."""
-    from collabkit.sanitize import Unreadable, read, sanitize
+    from collabkit.grading.sanitize import Unreadable, read, sanitize
     from nbgrader.api import Gradebook
-    from collabkit.grade import load_specs
+    from collabkit.grading.batch import load_specs
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         specs = load_specs(gb, ASSIGNMENT)["toy"]
     release = nbformat.read(course / "release" / ASSIGNMENT / "toy.ipynb", as_version=4)
@@ -270,7 +279,7 @@ def real_course(where: Path, notebooks: list[str]) -> Path:
         shutil.copy(REPO / "source" / ASSIGNMENT / name, where / "source" / ASSIGNMENT / name)
     release(Course.open(where))
     (where / "solutions").mkdir()
-    from collabkit.grade import reference_files
+    from collabkit.grading.batch import reference_files
     ref = REPO / "solutions" / "reference.json"
     (where / "solutions" / "reference.json").write_text(ref.read_text() if ref.exists() else "{}")
     for name in reference_files(ref) if ref.exists() else []:
@@ -280,9 +289,9 @@ def real_course(where: Path, notebooks: list[str]) -> Path:
 
 def feedback_leaks(course: Path, student: str) -> list[str]:
     """Hidden-test lines that a student's feedback shows and the student did not write themselves."""
-    from collabkit.sanitize import hidden_lines
+    from collabkit.grading.sanitize import hidden_lines
     from nbgrader.api import Gradebook
-    from collabkit.grade import load_specs
+    from collabkit.grading.batch import load_specs
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         specs = load_specs(gb, ASSIGNMENT)
     leaks = []
@@ -329,7 +338,7 @@ def real01(tmp_path_factory):
     put("repaired", json.dumps(nb).encode())
     nb = bad.extra_cell(bad.answered(release, answers), "setup", bad.PROBE)
     put("probe", bad.dump(nb))
-    records = {r["student_id"]: r for r in grade(Course.open(course), workers=2)}
+    records = {r["student_id"]: r for r in graded(course, workers=2)}
     return course, records
 
 
@@ -371,7 +380,7 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     names = notebook_names(REPO)
     course = real_course(tmp_path_factory.mktemp("full") / "course", names)
     place(course, "solution", {n: submission(course, n) for n in names})
-    [alone] = grade(Course.open(course), students=["solution"], workers=1)
+    [alone] = graded(course, students=["solution"], workers=1)
     alone_rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "solution"]
     place(course, "blank", {n: submission(course, n, blank=True) for n in names})
     mix = {n: submission(course, n) for n in names}
@@ -382,7 +391,7 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     tests[1].metadata["tags"] = ["skip-execution"]
     mix[names[2]] = nbformat.writes(nbformat.convert(mix[names[2]], 3))  # old format
     place(course, "mixed", mix)
-    records = {r["student_id"]: r for r in grade(Course.open(course), workers=2)}
+    records = {r["student_id"]: r for r in graded(course, workers=2)}
     rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "solution"]
     assert rows == alone_rows
     lost = [c for c in records["solution"]["cells"] if c["status"] not in ("passed", "needs_manual_grade", "no_points")]
@@ -396,19 +405,22 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
 
 
 def test_a_notebook_that_never_finished_scores_zero_under_its_own_status():
-    from collabkit.grade import notebook_status, score_cells
-    from collabkit.sanitize import CellSpec
+    from collabkit.grading.records import CellResult, CellStatus, NotebookResult, NotebookRun
+    from collabkit.grading.sanitize import CellSpec
+    from collabkit.grading.scoring import notebook_status, score_cells
     specs = {"setup": CellSpec("setup", "code", "x = 1", True),
              "test_x": CellSpec("test_x", "code", "assert x", True, grade=True, points=2.0)}
-    rows = score_cells(None, specs, {"status": "timed_out", "error": "worker exited with -9"}, "timed_out")
-    assert rows == [{"grade_id": "test_x", "max_score": 2.0, "score": 0.0, "status": "timed_out"}]
-    assert notebook_status({"status": "timed_out", "repairs": [], "tampering": False}, rows) == "timed_out"
+    run = NotebookRun(status="timed_out", error="worker exited with -9", finished=False)
+    rows = score_cells(None, specs, run, "toy", never_ran=CellStatus.TIMED_OUT)
+    assert rows == [CellResult("toy", "test_x", max_score=2.0, score=0.0, status=CellStatus.TIMED_OUT)]
+    assert notebook_status(NotebookResult(status=Status.TIMED_OUT), rows) == "timed_out"
 
 
 def test_hand_grades_reach_feedback_and_exports_without_running_student_code(course, batch):
     """After hand-grading in formgrader, `collabkit feedback` and `collabkit export` pick the scores up."""
     from nbgrader.api import Gradebook
-    from collabkit.grade import export, refresh_feedback
+    from collabkit.export import export
+    from collabkit.feedback import refresh_feedback
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         gb.find_grade("explain", "toy", ASSIGNMENT, "fails_hidden").manual_score = 0.5
         gb.find_comment("explain", "toy", ASSIGNMENT, "fails_hidden").manual_comment = "hand-graded-comment-7731"

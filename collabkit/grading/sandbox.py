@@ -1,6 +1,7 @@
-"""Start a student's kernel walled off from the course: `python -m collabkit.sandbox CONFIG -- KERNEL ARGV`.
+"""Runs as the kernel's launcher (privileged, stdlib only): `python -m collabkit.grading.sandbox CONFIG -- KERNEL ARGV`.
 
-The grading worker (root) launches every kernel through this wrapper. Before it execs the
+The grading worker (root) launches every kernel through this wrapper; `SandboxConfig` is what
+it reads. Before it execs the
 kernel it applies, in order, whatever this machine allows, and writes what it applied to
 the config's `report` file (which only the grader can read):
 
@@ -23,6 +24,7 @@ import os
 import resource
 import signal
 import sys
+from dataclasses import asdict, dataclass, field
 
 CLONE_NEWNS = 0x00020000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
@@ -31,6 +33,31 @@ LIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": res
           "core": resource.RLIMIT_CORE}
 
 _libc = ctypes.CDLL(None, use_errno=True)
+
+
+@dataclass
+class SandboxConfig:
+    """What the sandbox applies to one kernel: what it sees, as whom, within which limits."""
+    cwd: str                       # the kernel's working folder
+    env: dict                      # the kernel's whole environment (plus jupyter_client's JPY_ variables)
+    report: str | None = None      # where to write what was applied (JSON), opened before anything is hidden
+    namespace: bool = True         # a private mount namespace (root only)
+    hide: list = field(default_factory=list)         # covered by an empty tmpfs
+    private_tmp: list = field(default_factory=list)  # covered by a writable tmpfs of its own
+    expose_ro: list = field(default_factory=list)    # bound back read-only
+    expose_rw: list = field(default_factory=list)    # bound back read-write
+    uid: int | None = None         # run as this uid/gid (root only)
+    gid: int | None = None
+    limits: dict = field(default_factory=dict)       # as, nproc, fsize, core: bytes or counts
+
+    def write(self, path: str) -> None:
+        with open(path, "w") as f:
+            json.dump(asdict(self), f)
+
+    @classmethod
+    def read(cls, path: str) -> "SandboxConfig":
+        with open(path) as f:
+            return cls(**json.load(f))
 
 
 def _check(ret: int, what: str) -> None:
@@ -91,34 +118,30 @@ def _can_run(exe: str, uid: int) -> bool:
 
 def main(argv: list[str]) -> None:
     config_path, sep, *kernel = argv
-    assert sep == "--" and kernel, "usage: python -m collabkit.sandbox CONFIG -- KERNEL ARGV"
-    with open(config_path) as f:
-        cfg = json.load(f)
+    assert sep == "--" and kernel, "usage: python -m collabkit.grading.sandbox CONFIG -- KERNEL ARGV"
+    cfg = SandboxConfig.read(config_path)
     report = {"namespace": False, "uid": None, "limits": {}, "warnings": []}
-    out = open(cfg["report"], "w") if cfg.get("report") else None  # opened before the namespace hides it
+    out = open(cfg.report, "w") if cfg.report else None  # opened before the namespace hides it
     root = os.geteuid() == 0
-    if cfg.get("namespace") and root:
+    if cfg.namespace and root:
         try:
-            isolate_mounts(cfg["hide"], cfg["private_tmp"], cfg["expose_ro"], cfg["expose_rw"])
+            isolate_mounts(cfg.hide, cfg.private_tmp, cfg.expose_ro, cfg.expose_rw)
             report["namespace"] = True
         except OSError as err:
             report["warnings"].append(f"no private mount namespace ({err}): student code can read "
                                       "world-readable files of the course (source/, gradebook.db)")
-    elif cfg.get("namespace"):
+    elif cfg.namespace:
         report["warnings"].append("not root: no private mount namespace; student code can read "
                                   "whatever the grader's user can read")
-    uid, gid = cfg.get("uid"), cfg.get("gid")
+    uid, gid = cfg.uid, cfg.gid
     if root and uid is not None and not report["namespace"] and not _can_run(kernel[0], uid):
         report["warnings"].append(f"uid {uid} cannot run {kernel[0]} without the mount namespace; "
                                   "the kernel runs as root")
         uid = None
     if root and uid is not None:  # the kernel must read its connection file (written 0600 by the grader)
-        chown = list(cfg.get("chown", []))
         if "-f" in kernel:
-            chown.append(kernel[kernel.index("-f") + 1])
-        for path in chown:
-            os.chown(path, uid, gid)
-    for name, value in cfg.get("limits", {}).items():
+            os.chown(kernel[kernel.index("-f") + 1], uid, gid)
+    for name, value in cfg.limits.items():
         try:
             soft, hard = resource.getrlimit(LIMITS[name])
             value = value if hard == resource.RLIM_INFINITY else min(value, hard)
@@ -141,8 +164,8 @@ def main(argv: list[str]) -> None:
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the worker died before we got here
         os._exit(1)
-    os.chdir(cfg["cwd"])
-    env = dict(cfg["env"], **{k: v for k, v in os.environ.items() if k.startswith("JPY_")})  # from jupyter_client
+    os.chdir(cfg.cwd)
+    env = dict(cfg.env, **{k: v for k, v in os.environ.items() if k.startswith("JPY_")})  # from jupyter_client
     os.execve(kernel[0], kernel, env)
 
 

@@ -1,0 +1,246 @@
+"""Runs in the worker process (one per student, a child of the grading parent): execute notebooks.
+
+`python -m collabkit.grading.worker JOB` reads a `Job`, executes each of its sanitized notebooks
+in a fresh kernel started through sandbox.py (its own uid, mount namespace and limits), and
+writes one `NotebookRun` per notebook to `results.json`. It never opens the gradebook or the
+course: the parent (batch.py) does all of that.
+
+Each kernel is watched: a per-cell timeout interrupts it, and a watchdog kills the kernel's
+whole process group (and every process of the slot's uid) when a cell ignores the interrupt or
+the notebook runs past its wall clock. This process is a child subreaper, so whatever a kernel
+forks comes back here and is killed too.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from .records import Job, NotebookRun
+from .sandbox import SandboxConfig
+
+# Folders whose parent must never be hidden wholesale (hiding /tmp's parent would hide /).
+SYSTEM_DIRS = {"/", "/home", "/usr", "/opt", "/var", "/srv", "/etc", "/lib", "/lib64", "/bin", "/sbin", "/proc",
+               "/sys", "/dev", "/run", "/boot", "/mnt", "/media", "/tmp", "/root"}
+
+
+def kill_uid(uid: int) -> None:
+    """SIGKILL every process of `uid`: a helper running as that uid signals -1 (all it may signal)."""
+    if os.geteuid() != 0:
+        return
+    subprocess.run(["/bin/sh", "-c", "kill -9 -1"], user=uid, group=uid, extra_groups=[], env={}, cwd="/",
+                   check=False, stderr=subprocess.DEVNULL)
+
+
+def kill_descendants() -> None:
+    """SIGKILL every process below this one (orphans come to us: we are their subreaper), and reap them."""
+    import psutil
+    for _ in range(3):
+        kids = psutil.Process().children(recursive=True)
+        for p in kids:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+        psutil.wait_procs(kids, timeout=2)
+        if not kids:
+            break
+    while True:
+        try:
+            if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                break
+        except ChildProcessError:
+            break
+
+
+# ---------------------------------------------------------------------------- the kernel
+
+def _client_class():
+    from jupyter_client import AsyncKernelManager
+    from nbclient import NotebookClient
+    import nbformat
+
+    class SandboxKernelManager(AsyncKernelManager):
+        sandbox_config = ""
+
+        def format_kernel_cmd(self, extra_arguments=None):
+            kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
+            return [sys.executable, "-m", "collabkit.grading.sandbox", self.sandbox_config, "--", *kernel]
+
+    class GradingClient(NotebookClient):
+        """nbclient, recording what happened to each cell and capping output."""
+
+        def __init__(self, *a, output_bytes: int, **kw):
+            super().__init__(*a, **kw)
+            self.output_bytes, self.sizes, self.truncated = output_bytes, {}, set()
+            self.replies, self.timed_out, self.current, self.started = {}, set(), None, None
+            self.on_cell_execute, self.on_cell_executed = self._execute, self._executed
+
+        def _execute(self, cell, cell_index):
+            self.current, self.started = cell_index, time.monotonic()
+
+        def _executed(self, cell, cell_index, execute_reply):
+            self.replies[cell_index] = (execute_reply or {}).get("content", {}).get("status", "none")
+            self.started = None
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            if self.current in self.timed_out:  # interrupted once already: wait for it, or for the watchdog
+                import asyncio
+                await asyncio.sleep(0.5)
+                return None
+            self.timed_out.add(self.current)
+            return await super()._async_handle_timeout(timeout, cell)
+
+        def output(self, outs, msg, display_id, cell_index):
+            used = self.sizes.get(cell_index, 0)
+            self.sizes[cell_index] = used + len(str(msg.get("content", "")))
+            if self.sizes[cell_index] <= self.output_bytes:
+                return super().output(outs, msg, display_id, cell_index)
+            if cell_index in self.truncated:
+                return None
+            self.truncated.add(cell_index)
+            room = self.output_bytes - used
+            if msg["msg_type"] == "stream" and room > 0:  # keep what fits
+                msg = dict(msg, content=dict(msg["content"], text=msg["content"].get("text", "")[:room]))
+                super().output(outs, msg, display_id, cell_index)
+            outs.append(nbformat.v4.new_output("stream", name="stdout", text=(
+                f"\n[collabkit: this cell printed more than {self.output_bytes / 2**20:g} MB; "
+                "the rest of its output was dropped]\n")))
+            return None
+
+    return SandboxKernelManager, GradingClient
+
+
+def kernel_env(run: Path) -> dict:
+    """The kernel's whole environment: one numeric thread, its own home, the copies of the data and reference."""
+    home = run / "home"
+    threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
+                                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+    return dict(threads, PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8",
+                HOME=str(home), IPYTHONDIR=str(home / ".ipython"), MPLCONFIGDIR=str(home / ".matplotlib"),
+                XDG_CACHE_HOME=str(home / ".cache"), TMPDIR=str(home / "tmp"), FASTAI_HOME=str(run / "fastai"),
+                COLLABKIT_REFERENCE=str(run / "reference.json"), NBGRADER_EXECUTION="autograde",
+                PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+
+
+def sandbox_config(job: Job, nb_name: str) -> SandboxConfig:
+    """What sandbox.py applies to one kernel: it sees Python, the kit and its own folder, nothing of the course."""
+    run, scratch, top = job.run, Path(job.scratch), Path(job.scratch).parent
+    import collabkit
+    pkg = Path(collabkit.__file__).resolve().parent
+    private = [Path(job.root).resolve(), top]
+    if (pkg.parent / "nbgrader_config.py").exists() or (pkg.parent / ".git").exists():
+        private.append(pkg.parent)  # an editable install: the package sits in a course checkout
+    hide = {str(p) for p in private} | {os.path.expanduser("~"), job.fastai_home}
+    hide |= {str(p.parent) for p in private if str(p.parent) not in SYSTEM_DIRS}
+    hide |= set(filter(None, os.environ.get("COLLABKIT_SANDBOX_HIDE", "").split(":")))
+
+    def keep(p: Path) -> bool:
+        return not any(_inside(p, q) or _inside(q, p) for q in private)
+
+    expose = {sys.prefix, sys.base_prefix, str(pkg)}
+    expose |= {p for p in sys.path if p and os.path.isdir(p) and keep(Path(p).resolve())}
+    limits = job.limits
+    return SandboxConfig(namespace=True, hide=sorted(hide), private_tmp=["/tmp", "/var/tmp", "/dev/shm"],
+                         expose_ro=sorted(expose), expose_rw=[str(run)], uid=job.uid, gid=job.uid,
+                         cwd=str(run / "home"), env=kernel_env(run), report=str(scratch / f"sandbox-{nb_name}.json"),
+                         limits={"as": limits.memory_mb * 2**20, "nproc": limits.nproc,
+                                 "fsize": limits.fsize_mb * 2**20, "core": 0})
+
+
+def _inside(child: Path, parent: Path) -> bool:
+    return child == parent or parent in child.parents
+
+
+def execute_notebook(job: Job, name: str, src: Path, dest: Path) -> NotebookRun:
+    """Run one sanitized notebook in a sandboxed kernel; write it executed to `dest`; say what happened."""
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+    KernelManager, Client = _client_class()
+    limits, uid, scratch = job.limits, job.uid, Path(job.scratch)
+    cfg = sandbox_config(job, name)
+    cfg_path = scratch / f"sandbox-{name}.config.json"
+    cfg.write(str(cfg_path))
+    nb = nbformat.read(src, as_version=4)
+    km = KernelManager(kernel_name="python3")
+    km.sandbox_config = str(cfg_path)
+    km.connection_file = str(job.run / "runtime" / f"kernel-{name}.json")
+    client = Client(nb, km=km, timeout=int(limits.timeout), interrupt_on_timeout=True, allow_errors=True,
+                    raise_on_iopub_timeout=False, iopub_timeout=5, record_timing=False, startup_timeout=120,
+                    skip_cells_with_tag="collabkit-never-skips-a-cell", shutdown_kernel="immediate",
+                    resources={"metadata": {"path": cfg.cwd}}, output_bytes=int(limits.output_mb * 2**20))
+    run = NotebookRun()
+    fired, done = threading.Event(), threading.Event()
+
+    def watchdog():
+        deadline = time.monotonic() + limits.notebook_timeout
+        while not done.wait(0.25):
+            now = time.monotonic()
+            over = now > deadline
+            stuck = client.started is not None and now - client.started > limits.timeout + limits.grace
+            if over or stuck:
+                run.killed = "notebook wall clock" if over else "cell ignored the timeout's interrupt"
+                fired.set()
+                proc = getattr(km.provisioner, "process", None) if km.provisioner else None
+                if proc is not None:
+                    try:
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    except OSError:
+                        pass
+                kill_uid(uid)
+                return
+
+    kill_uid(uid)
+    threading.Thread(target=watchdog, daemon=True).start()
+    start = time.monotonic()
+    try:
+        client.execute()
+    except DeadKernelError:
+        run.status = "timed_out" if fired.is_set() else "crashed"
+    except Exception as err:  # noqa: BLE001  nbclient may raise anything when a kernel misbehaves
+        run.status = "timed_out" if fired.is_set() else "crashed"
+        run.error = f"{type(err).__name__}: {err}"
+    finally:
+        done.set()
+        if fired.is_set():
+            run.status = "timed_out"
+        kill_uid(uid)
+        kill_descendants()
+    run.seconds = round(time.monotonic() - start, 2)
+    run.replies, run.timed_out, run.truncated = client.replies, sorted(client.timed_out), sorted(client.truncated)
+    run.current = client.current
+    report = scratch / f"sandbox-{name}.json"
+    run.sandbox = json.loads(report.read_text()) if report.exists() and report.stat().st_size else None
+    nbformat.write(nb, dest)
+    return run
+
+
+def main(job_path: Path) -> int:
+    """Execute one student's notebooks, one kernel each, writing results.json after each."""
+    job = Job.from_json(json.loads(job_path.read_text()))
+    import ctypes
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of kernels come back to us
+    results: dict[str, dict] = {}
+    scratch = Path(job.scratch)
+    for name in job.notebooks:
+        try:
+            run = execute_notebook(job, name, scratch / "in" / f"{name}.ipynb", scratch / "out" / f"{name}.ipynb")
+        except Exception as err:  # noqa: BLE001  the kit's own failure on this notebook
+            import traceback
+            run = NotebookRun(status="grader_error", error=traceback.format_exc(limit=5), finished=False)
+            print(f"{name}: {type(err).__name__}: {err}", file=sys.stderr)
+        results[name] = run.to_json()
+        (scratch / "results.json").write_text(json.dumps(results))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        print("usage: python -m collabkit.grading.worker JOB (internal); use `collabkit grade`", file=sys.stderr)
+        sys.exit(2)
+    sys.exit(main(Path(sys.argv[1])))
