@@ -86,6 +86,7 @@ class PeakRSS:
 def _execute_one(path: str) -> dict:
     """Run in a child process: execute one solution notebook; wall time, kernel peak RSS, cell times."""
     import resource
+
     from .reference import execute
     with tempfile.TemporaryDirectory() as tmp:
         cells: dict = {}

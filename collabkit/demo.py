@@ -14,6 +14,7 @@ from .grading.records import Status
 
 def demo(home: Course, workers: int = 2) -> int:
     import nbformat
+
     from .grading.batch import grade
     from .samples import make_course, notebook_names, place, submission
     course = home.root / ".demo"

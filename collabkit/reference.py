@@ -56,7 +56,7 @@ def _record(client, index: int, cell, nb_name: str, grade_id: str, values: dict,
     client.nb.cells[index] = cell  # nbclient stores the cell it ran at that index: put the notebook's back
     for out in scratch.outputs:
         if out.get("name") == "stdout" and MARK in out.get("text", ""):
-            line = next(l for l in out["text"].splitlines() if l.startswith(MARK))
+            line = next(line for line in out["text"].splitlines() if line.startswith(MARK))
             values.update(json.loads(line[len(MARK):]))
             return
     raise KitError(f"{nb_name}: could not record {list(exprs)} after cell {grade_id}: {scratch.outputs}")

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from .course import Course, KitError, nbgrader_tools
 
 
-def release(course: Course) -> "Path":
+def release(course: Course) -> Path:
     """Run nbgrader's generate_assignment for this assignment, with the kit's settings on top of
     the course's own; return the release folder.
 

@@ -6,6 +6,7 @@ or replaced cell by cell (one planted mistake, or another correct style).
 """
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -19,13 +20,32 @@ from .release import release
 SOLUTION_MARKERS = re.compile(r"^\s*(### BEGIN SOLUTION|### END SOLUTION)\s*$", re.M)
 
 
-def make_course(where: Path, root: Path) -> Path:
-    """A throwaway course at `where`: the config and this assignment's source of the course at
-    `root`, released into its own gradebook."""
+def make_course(where: Path, root: Path, notebooks: list[str] | dict | None = None,
+                reference: Path | dict | None = None) -> Path:
+    """A throwaway course at `where`, released into its own gradebook: the course at `root`'s
+    nbgrader_config.py, and as this assignment's source either all of root's notebooks, those
+    named in a list, or the notebooks of a {name: notebook} dict. `reference` is a reference.json
+    to copy into solutions/ (with the files beside it that it names), or a dict to write there."""
+    from .grading.batch import reference_files
     where.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "nbgrader_config.py", where / "nbgrader_config.py")
-    shutil.copytree(root / "source" / ASSIGNMENT, where / "source" / ASSIGNMENT, dirs_exist_ok=True)
+    source = where / "source" / ASSIGNMENT
+    source.mkdir(parents=True, exist_ok=True)
+    if isinstance(notebooks, dict):
+        for name, nb in notebooks.items():
+            nbformat.write(nbformat.from_dict(nb), source / name)
+    else:
+        for name in notebooks or notebook_names(root):
+            shutil.copy(root / "source" / ASSIGNMENT / name, source / name)
     release(Course.open(where))
+    if reference is not None:
+        (where / "solutions").mkdir(exist_ok=True)
+        if isinstance(reference, dict):
+            (where / "solutions" / "reference.json").write_text(json.dumps(reference))
+        else:
+            shutil.copy(reference, where / "solutions" / "reference.json")
+            for name in reference_files(reference):
+                shutil.copy(reference.parent / name, where / "solutions" / name)
     return where
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import copy
 import json
-import shutil
 from pathlib import Path
 
 import nbformat
 
-from collabkit.course import Course
-from collabkit.release import release
+from collabkit.samples import grade_id, make_course
 
 REPO = Path(__file__).resolve().parent.parent
 ASSIGNMENT = "collab_filtering"
@@ -77,13 +75,7 @@ TOY_SOURCE = _nb([
 
 def tiny_course(where: Path) -> Path:
     """A course at `where` with one notebook, released into its own gradebook, with a reference file."""
-    where.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "nbgrader_config.py", where / "nbgrader_config.py")
-    (where / "source" / ASSIGNMENT).mkdir(parents=True)
-    nbformat.write(TOY_SOURCE, where / "source" / ASSIGNMENT / "toy.ipynb")
-    release(Course.open(where))
-    (where / "solutions").mkdir()
-    (where / "solutions" / "reference.json").write_text(json.dumps({"factor": 2, "weights": "weights.txt"}))
+    make_course(where, REPO, {"toy.ipynb": TOY_SOURCE}, reference={"factor": 2, "weights": "weights.txt"})
     (where / "solutions" / "weights.txt").write_text("2")  # an artefact reference.json names (like model weights)
     return where
 
@@ -91,8 +83,7 @@ def tiny_course(where: Path) -> Path:
 # ---------------------------------------------------------------------------- helpers
 
 
-def gid(cell) -> str | None:
-    return cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+gid = grade_id
 
 
 def index(nb: dict, grade_id: str) -> int:

@@ -7,15 +7,13 @@ them with the kit's pipeline (nbgrader's preprocessors and gradebook, isolated a
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
 
-from collabkit import ASSIGNMENT
-from collabkit import samples
+from collabkit import ASSIGNMENT, samples
 from collabkit.course import Course, tool_env
 from collabkit.samples import place, solutions, submission  # noqa: F401  (the tests' API)
 

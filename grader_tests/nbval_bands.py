@@ -38,7 +38,7 @@ def within_band(ref: str, test: str, band: float) -> str:
     if NUMBER.split(ref) != test_text or len(ref_nums) != len(test_nums):
         return test
     out = [test_text[0]]
-    for r, t, between in zip(ref_nums, test_nums, test_text[1:]):
+    for r, t, between in zip(ref_nums, test_nums, test_text[1:], strict=True):
         out += [r if abs(float(r) - float(t)) <= band else t, between]
     return "".join(out)
 
@@ -48,7 +48,7 @@ def band_outputs(test: list, ref: list, band: float) -> list:
     test = copy.deepcopy(test)
     if len(test) != len(ref):
         return test
-    for fresh, stored in zip(test, ref):
+    for fresh, stored in zip(test, ref, strict=True):
         if fresh.get("output_type") != stored.get("output_type"):
             continue
         if fresh.get("output_type") == "stream" and fresh.get("name") == stored.get("name"):

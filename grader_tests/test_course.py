@@ -19,11 +19,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from harness import ASSIGNMENT, REPO, place, submission
 
 from collabkit.course import Course, CourseError, kit_config
-
 
 # ---------------------------------------------------------------------------- reading a course
 
@@ -81,15 +79,21 @@ def test_grading_a_course_never_released_says_so(tmp_path):
 
 # ---------------------------------------------------------------------------- installed, in another course
 
+# Everything in this checkout that a kit command run against a course could write or add.
+KIT_WRITABLE = ["source", "release", "solutions", "submitted", "autograded", "feedback", "exports", "bench", ".demo",
+                "dist", "build", "collabkit.egg-info"]
+
+
 def checkout_state() -> dict[str, float]:
-    """Every file of this checkout outside .git, .venv and caches, with its modification time."""
-    skip = {".git", ".venv", "__pycache__", ".pytest_cache"}
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(REPO):
-        dirnames[:] = [d for d in dirnames if d not in skip]
-        for name in filenames:
-            path = Path(dirpath) / name
-            out[str(path.relative_to(REPO))] = path.stat().st_mtime
+    """The files of this checkout that a kit command could write, with their modification times,
+    plus every top-level name (a new file or folder anywhere at the top shows up too)."""
+    out = {name: 0.0 for name in os.listdir(REPO)}
+    out |= {str(p.relative_to(REPO)): p.stat().st_mtime for p in REPO.glob("gradebook.db*")}
+    for top in KIT_WRITABLE:
+        for dirpath, _, filenames in os.walk(REPO / top):
+            for name in filenames:
+                path = Path(dirpath) / name
+                out[str(path.relative_to(REPO))] = path.stat().st_mtime
     return out
 
 

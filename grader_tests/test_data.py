@@ -51,7 +51,7 @@ def test_fresh_home_gets_grouplens_files(tmp_path, wheel_cache):
     lines = (folder / "u.item").read_bytes().decode("latin-1").splitlines()
     assert len(lines) == 1682 and all(len(line.split("|")) == 24 for line in lines)
     assert lines[0].startswith("1|Toy Story (1995)|01-Jan-1995||http://us.imdb.com/")
-    genres = [l.split("|") for l in (folder / "u.genre").read_text("latin-1").splitlines() if l]
+    genres = [line.split("|") for line in (folder / "u.genre").read_text("latin-1").splitlines() if line]
     assert genres == [[g, str(i)] for i, g in enumerate(GROUPLENS_GENRES)]
     users = (folder / "u.user").read_text("latin-1").splitlines()
     assert len(users) == 943 and users[0] == "1|24|M|technician|85711"

@@ -7,13 +7,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def pins(lines):
-    return dict(re.match(r"^\s*-?\s*([A-Za-z0-9_.\-]+)==(\S+)\s*$", l).groups() for l in lines
-                if re.match(r"^\s*-?\s*[A-Za-z0-9_.\-]+==", l))
+    return dict(re.match(r"^\s*-?\s*([A-Za-z0-9_.\-]+)==(\S+)\s*$", line).groups() for line in lines
+                if re.match(r"^\s*-?\s*[A-Za-z0-9_.\-]+==", line))
 
 
 def test_requirements_pin_everything_exactly():
-    lines = [l for l in (REPO / "requirements.txt").read_text().splitlines() if l.strip() and not l.startswith("#")]
-    assert all("==" in l for l in lines), [l for l in lines if "==" not in l]
+    lines = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
     assert pins(lines)["torch"] == "2.14.1" and pins(lines)["torchvision"] == "0.29.1"
 
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from harness import ASSIGNMENT, REPO
 from test_release import NOTEBOOKS
 
@@ -42,6 +41,7 @@ def nbval(folder: Path, sanitize: Path, bands: Path | None, extra: list[str] = (
     return subprocess.run(cmd, capture_output=True, text=True, cwd=folder, env=env)
 
 
+@pytest.mark.slow  # all five notebooks again (about 2 minutes); the bands' wiring is checked on 04 below by default
 def test_executed_solutions_reproduce_under_nbval():
     run = nbval(REPO / "solutions" / ASSIGNMENT, REPO / "solutions" / "nbval_sanitize.cfg",
                 REPO / "solutions" / "nbval_bands.cfg")
@@ -132,6 +132,7 @@ def run_nn_band_test(reference: float, student: float) -> str | None:
     import contextlib
     import io
     import types
+
     import pandas as pd
     source = nbformat.read(REPO / "source" / ASSIGNMENT / "04_neural_cf.ipynb", as_version=4)
     [cell] = [c for c in source.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "test_learn_nn_mse"]

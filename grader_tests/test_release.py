@@ -9,7 +9,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-
 from harness import ASSIGNMENT, REPO, make_course
 
 NOTEBOOKS = ["01_data.ipynb", "02_dot_product.ipynb", "03_interpretation.ipynb",

@@ -3,14 +3,16 @@
 The instructor's solution, submitted as a student would (the release filled in), earns every
 autograded point; the untouched release earns none, and every notebook is still graded. This
 runs plain nbgrader, not the kit's grader, so an instructor who grades without the kit gets
-the same scores (the kit's own pipeline grades the solution in test_grading.py).
+the same scores (the kit's own pipeline grades the solution in test_real_notebooks.py).
 """
 from __future__ import annotations
 
 import pytest
-
 from harness import make_course, nbgrader_autograde, place, submission
 from test_release import NOTEBOOKS
+
+# Two students through stock nbgrader, all five notebooks (about 3 minutes): with `./kit test --all`.
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")

@@ -64,6 +64,7 @@ def load_assignment(course: Course) -> tuple[dict, dict, dict]:
     """The graded cells (from the gradebook), the release notebooks, and each notebook's hidden-test lines."""
     import nbformat
     from nbgrader.api import Gradebook, MissingEntry
+
     from .sanitize import hidden_lines
     if not course.gradebook.exists():
         raise KitError(f"{course.gradebook} is missing: run `collabkit release` first")
@@ -111,6 +112,7 @@ def prepare(course: Course, student: str, specs: dict, releases: dict, scratch: 
             reference: Path, fastai_data: Path) -> StudentRecord:
     """Sanitize a submission into scratch/in/ and lay out the kernels' folder scratch/run/; return its record so far."""
     import nbformat
+
     from .sanitize import Unreadable, read, sanitize
     sub = course.submitted(student)
     (scratch / "in").mkdir(parents=True)
@@ -199,6 +201,7 @@ def finish(course: Course, record: StudentRecord, scratch: Path, results: dict[s
     """Write the autograded notebooks, the gradebook rows, the feedback and grading.json for one student."""
     import nbformat
     from nbgrader.api import Gradebook
+
     from ..feedback import write_feedback
     from .scoring import events, notebook_status, score_cells, write_grades
     student, assignment = record.student_id, course.assignment

@@ -68,7 +68,7 @@ def read(data: bytes) -> tuple[nbformat.NotebookNode, list[Repair]]:
         raise Unreadable(f"nbformat {major} is not supported (3 or 4 expected)")
     try:
         nb = nbformat.convert(nbformat.from_dict(raw), 4)
-    except Exception as err:  # nbformat's converters raise whatever the damage provokes
+    except Exception as err:  # noqa: BLE001  nbformat's converters raise whatever the damage provokes
         raise Unreadable(f"nbformat {major}.{minor} that cannot be converted ({type(err).__name__}: {err})") from None
     if (major, minor) < (4, 5):
         repairs.append(Repair("format", None, f"upgraded from nbformat {major}.{minor} to 4.5"))
@@ -116,7 +116,7 @@ def _retype(cell, cell_type: str) -> nbformat.NotebookNode:
 
 
 def _same_text(a: str, b: str) -> bool:
-    return [l.rstrip() for l in a.strip().splitlines()] == [l.rstrip() for l in b.strip().splitlines()]
+    return [line.rstrip() for line in a.strip().splitlines()] == [line.rstrip() for line in b.strip().splitlines()]
 
 
 @dataclass
@@ -345,7 +345,7 @@ def hidden_lines(specs: dict[str, CellSpec], release) -> list[str]:
     """Lines of hidden-test source (what the release does not show), for feedback redaction and checks."""
     shown = set()
     for cell in release.cells:
-        shown.update(l.strip() for l in cell.source.splitlines())
+        shown.update(line.strip() for line in cell.source.splitlines())
     lines = set()
     for spec in specs.values():
         if "BEGIN HIDDEN TESTS" not in spec.source:

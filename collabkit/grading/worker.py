@@ -61,9 +61,9 @@ def kill_descendants() -> None:
 # ---------------------------------------------------------------------------- the kernel
 
 def _client_class():
+    import nbformat
     from jupyter_client import AsyncKernelManager
     from nbclient import NotebookClient
-    import nbformat
 
     class SandboxKernelManager(AsyncKernelManager):
         sandbox_config = ""
