@@ -105,6 +105,8 @@ def _normalise_cell(cell) -> nbformat.NotebookNode:
     new.metadata = nbformat.from_dict(md) if isinstance(md, dict) else nbformat.NotebookNode()
     if isinstance(cell.get("id"), str):
         new["id"] = cell["id"]
+    else:
+        del new["id"]  # nbformat made one up: fix_cell_ids gives it one and says so
     return new
 
 
@@ -300,6 +302,27 @@ def restore_kernelspec(nb, ctx: Context) -> list[Repair]:
     return out
 
 
+def drop_invalid_metadata(nb, ctx: Context) -> list[Repair]:
+    """Standard metadata of the wrong type (a cell's `collapsed: "yes"`, the notebook's `authors: "me"`),
+    which nbformat would refuse, is removed."""
+    from nbformat.validator import iter_validate
+    dropped: list[str] = []
+    for _ in range(1000):  # one key per round: removing one can change what the validator reports next
+        bad = next((path[: path.index("metadata") + 2] for err in iter_validate(nb)
+                    for path in [list(err.absolute_path)]
+                    if "metadata" in path and len(path) > path.index("metadata") + 1), None)
+        if bad is None:
+            break
+        parent = nb
+        for key in bad[:-1]:
+            parent = parent[key]
+        del parent[bad[-1]]
+        dropped.append(".".join(map(str, bad)))
+    if dropped:
+        return [Repair("metadata", None, f"metadata nbformat cannot read was removed ({', '.join(dropped)})")]
+    return []
+
+
 def clear_outputs(nb, ctx: Context) -> list[Repair]:
     """Outputs, execution counts and timings start empty (whatever the student's copy showed)."""
     for cell in nb.cells:
@@ -311,7 +334,7 @@ def clear_outputs(nb, ctx: Context) -> list[Repair]:
 
 PASSES = [drop_unknown_metadata, drop_duplicates, restore_cell_types, restore_metadata, remove_skip_tags,
           restore_editability, restore_read_only_source, reinsert_missing, fix_cell_ids, restore_kernelspec,
-          clear_outputs]
+          clear_outputs, drop_invalid_metadata]
 
 
 def sanitize(nb, release, specs: dict[str, CellSpec], upgraded: bool = False) -> tuple[nbformat.NotebookNode, list[Repair]]:
@@ -320,8 +343,10 @@ def sanitize(nb, release, specs: dict[str, CellSpec], upgraded: bool = False) ->
     `release` is the notebook students received; `specs` the gradebook's cells by grade id;
     `upgraded` says read() already upgraded an old format.
     """
-    work = nbformat.v4.new_notebook(cells=[_normalise_cell(c) for c in nb.cells if isinstance(c, dict)])
-    work.metadata = nbformat.from_dict(dict(nb.metadata)) if isinstance(nb.get("metadata"), dict) else nbformat.NotebookNode()
+    # Built without validating: the passes repair what nbformat would refuse or silently renumber.
+    work = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "cells": [],
+                               "metadata": dict(nb.metadata) if isinstance(nb.get("metadata"), dict) else {}})
+    work.cells = [_normalise_cell(c) for c in nb.cells if isinstance(c, dict)]
     ctx = Context(release, specs, upgraded)
     repairs: list[Repair] = []
     for step in PASSES:
