@@ -83,6 +83,14 @@ def export_lms_from_args(args) -> Path:
                       warn=lambda msg: print(f"collabkit export: {msg}", file=sys.stderr))
 
 
+def cmd_handout(args) -> int:
+    from .handout import handout
+    dist = handout(Course.open(args.root))
+    for path in sorted(dist.iterdir()):
+        print(path)
+    return 0
+
+
 def cmd_demo(args) -> int:
     from .grade import demo
     return demo(Course.open(args.root), workers=args.workers)
@@ -127,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assignment-title", help="the grade column's title (default: the assignment's name)")
     p.add_argument("--moodle-id", choices=["email", "idnumber"], default="email",
                    help="the roster column Moodle matches students by (default email)")
+    command("handout", cmd_handout, "write dist/ for students: the release as a zip, a wheel of what the notebooks "
+            "import, requirements.txt, STUDENTS.md (refused if anything instructor-only is in it)")
     p = command("demo", cmd_demo, "release into .demo/ of the course, grade four sample students there, print the grades")
     p.add_argument("--workers", type=int, default=2)
     return parser
