@@ -91,6 +91,11 @@ def cmd_handout(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    from .serve import serve
+    return serve(Course.open(args.root), port=args.port)
+
+
 def cmd_demo(args) -> int:
     from .grade import demo
     return demo(Course.open(args.root), workers=args.workers)
@@ -137,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the roster column Moodle matches students by (default email)")
     command("handout", cmd_handout, "write dist/ for students: the release as a zip, a wheel of what the notebooks "
             "import, requirements.txt, STUDENTS.md (refused if anything instructor-only is in it)")
+    p = command("serve", cmd_serve, "Jupyter with formgrader for the course on 127.0.0.1; prints its URL and token")
+    p.add_argument("--port", type=int, help="the port (default: a free one)")
     p = command("demo", cmd_demo, "release into .demo/ of the course, grade four sample students there, print the grades")
     p.add_argument("--workers", type=int, default=2)
     return parser
