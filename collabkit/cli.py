@@ -46,7 +46,10 @@ def cmd_grade(args) -> int:
     course = Course.open(args.root, args.assignment)
     limits = Limits(**{k: v for k, v in dict(timeout=args.timeout, notebook_timeout=args.notebook_timeout,
                                              memory_mb=args.memory_mb).items() if v is not None})
+    from .regrade import report, snapshot
+    before = snapshot(course, args.student)  # issue 11: the regrade diff
     records = grade(course, students=args.student, workers=args.workers, limits=limits)
+    report(course, before, records)
     failed = [r["student_id"] for r in records if r["status"] == "grader_error"]
     print(f"collabkit grade: {len(records)} submissions graded; exports in {course.exports}")
     if failed:
