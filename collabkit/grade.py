@@ -721,6 +721,10 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
         lease.release()
         if not os.environ.get("COLLABKIT_KEEP_SCRATCH"):
             shutil.rmtree(top, ignore_errors=True)
+    # --- issue 11: late work (collabkit/late.py): penalties into the gradebook, grading.json, feedback
+    from .late import apply_late_penalties
+    apply_late_penalties(course, [r["student_id"] for r in records if r["status"] != "grader_error"])
+    # --- end issue 11
     export(course)
     return sorted(records, key=lambda r: r["student_id"])
 
@@ -798,9 +802,11 @@ def export(course: Course) -> tuple[Path, Path]:
             notes = "; ".join(f"{n}: {r}" for n, e in sorted(record.get("notebooks", {}).items())
                               for r in e.get("repairs", []) + e.get("events", []) +
                               ([e["error"]] if e.get("error") and e["status"] != "crashed" else []))
-            students.append([sid, status, _num(sub.score), _num(sub.max_score), waiting, notes])
+            students.append([sid, status, _num(sub.score), _num(sub.max_score), waiting, notes,
+                             _num(sub.late_submission_penalty)])  # issue 11: late_penalty column
     grades, by_cell = out / "grades.csv", out / "grades_by_cell.csv"
-    _write_csv(grades, ["student_id", "status", "score", "max_score", "cells_awaiting_hand_grading", "notes"], students)
+    _write_csv(grades, ["student_id", "status", "score", "max_score", "cells_awaiting_hand_grading", "notes",
+                        "late_penalty"], students)
     _write_csv(by_cell, ["student_id", "notebook", "grade_id", "score", "max_score", "status"], cells)
     return grades, by_cell
 

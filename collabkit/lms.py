@@ -19,6 +19,7 @@ and whatever the LMS needs:
 Rules both formats follow: comma-separated, fields quoted only when they hold a comma, a quote
 or a line break (quotes doubled), CRLF line ends (RFC 4180), UTF-8 without a byte-order mark,
 points with a decimal point and at most two decimals (`34.5`, `47`, `0.33`; never `34,5`).
+The grade is grades.csv's `score` less its `late_penalty` (see late.py).
 A roster row with no submission gets a blank grade, which both LMSs leave ungraded, unless
 `missing_as_zero`. Rows are in `student_id` order.
 """
@@ -88,7 +89,7 @@ def join(grades: list[dict], roster: list[dict]) -> tuple[list[tuple[dict, dict 
 def _grade(grade: dict | None, missing_as_zero: bool) -> str:
     if grade is None:
         return "0" if missing_as_zero else ""
-    return points(grade["score"])
+    return points(float(grade["score"]) - float(grade.get("late_penalty") or 0))  # the LMS gets the final grade
 
 
 def _csv(rows: list[list[str]]) -> str:

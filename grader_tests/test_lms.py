@@ -71,6 +71,12 @@ def test_canvas_without_sis_columns_and_missing_as_zero(roster):
     assert got.encode("utf-8") == golden("canvas_no_sis_missing_as_zero.csv")
 
 
+def test_the_lms_gets_the_score_less_the_late_penalty(roster):
+    grades = [dict(g, late_penalty="4.75" if g["student_id"] == "ada" else "") for g in GRADES]
+    text, _ = moodle_csv(join(grades, roster)[0], "t", "idnumber")
+    assert text.splitlines()[1:3] == ["S-001,42.75", "S-002,0"]
+
+
 def test_canvas_needs_names_and_canvas_ids(roster):
     for r in roster:
         del r["lms_id"]
