@@ -19,6 +19,9 @@ from collabkit.course import Course, nbgrader_tools
 from collabkit.errors import KitError
 from collabkit.late import PercentPerDay, apply_late_penalties, due_date
 
+# nbgrader's own SQLAlchemy noise when a test adds submissions through its API
+pytestmark = pytest.mark.filterwarnings("ignore:.*not in session.*")
+
 NB = "05_cold_start_and_ethics"
 CONFIG = ('c = get_config()\nc.CollabKit.duedate = "2026-12-01 12:00:00 UTC"\n'
           'c.AssignLatePenalties.plugin_class = "collabkit.late.PercentPerDay"\nc.PercentPerDay.percent = 10\n')
@@ -32,13 +35,13 @@ def test_percent_per_day_takes_a_tenth_per_started_day_up_to_everything():
     assert plugin.late_submission_penalty("a", 6.0, 30 * 86_400) == 6.0
 
 
-def small_course(root: Path, config: str = CONFIG) -> Course:
-    """ada hands in on time, bo 25 hours late; each scored 6 of 6 on two cells."""
+@pytest.fixture(scope="module")
+def gradebook(tmp_path_factory) -> Path:
+    """ada hands in on time, bo 25 hours late; each scored 6 of 6 on two cells (made once, copied per test)."""
     from datetime import datetime
     from nbgrader.api import Gradebook
-    (root / "source" / ASSIGNMENT).mkdir(parents=True)
-    (root / "nbgrader_config.py").write_text(config)
-    with nbgrader_tools(), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
+    db = tmp_path_factory.mktemp("gradebook") / "gradebook.db"
+    with nbgrader_tools(), Gradebook(f"sqlite:///{db}") as gb:
         gb.add_assignment(ASSIGNMENT)
         gb.add_notebook(NB, ASSIGNMENT)
         gb.add_grade_cell("q1", NB, ASSIGNMENT, max_score=2, cell_type="code")
@@ -50,6 +53,13 @@ def small_course(root: Path, config: str = CONFIG) -> Course:
                 grade = gb.find_grade(gid, NB, ASSIGNMENT, sid)
                 grade.auto_score, grade.needs_manual_grade = score, False
             gb.db.commit()
+    return db
+
+
+def small_course(root: Path, gradebook: Path, config: str = CONFIG) -> Course:
+    (root / "source" / ASSIGNMENT).mkdir(parents=True)
+    (root / "nbgrader_config.py").write_text(config)
+    shutil.copy(gradebook, root / "gradebook.db")
     course = Course.open(root)
     for sid in ("ada", "bo"):
         course.autograded(sid).mkdir(parents=True)
@@ -58,9 +68,9 @@ def small_course(root: Path, config: str = CONFIG) -> Course:
     return course
 
 
-def test_penalties_reach_the_gradebook_grading_json_and_the_export(tmp_path):
+def test_penalties_reach_the_gradebook_grading_json_and_the_export(tmp_path, gradebook):
     from collabkit.grade import export
-    course = small_course(tmp_path / "course")
+    course = small_course(tmp_path / "course", gradebook)
     assert apply_late_penalties(course, ["ada", "bo"], refresh=False) == {"ada": 0.0, "bo": pytest.approx(1.2)}
     bo = json.loads((course.autograded("bo") / "grading.json").read_text())
     assert bo["late"]["seconds_late"] == 25 * 3600 and bo["late"]["due"] == "2026-12-01T12:00:00"
@@ -74,8 +84,8 @@ def test_penalties_reach_the_gradebook_grading_json_and_the_export(tmp_path):
     assert (rows["bo"]["score"], rows["bo"]["late_penalty"]) == ("6", "1.2")
 
 
-def test_without_a_plugin_lateness_is_recorded_and_costs_nothing(tmp_path):
-    course = small_course(tmp_path / "course", 'c = get_config()\nc.CollabKit.duedate = "2026-12-01 12:00:00 UTC"\n')
+def test_without_a_plugin_lateness_is_recorded_and_costs_nothing(tmp_path, gradebook):
+    course = small_course(tmp_path / "course", gradebook, 'c = get_config()\nc.CollabKit.duedate = "2026-12-01 12:00:00 UTC"\n')
     assert apply_late_penalties(course, ["bo"], refresh=False) == {"bo": 0.0}
     bo = json.loads((course.autograded("bo") / "grading.json").read_text())
     assert bo["late"]["seconds_late"] == 25 * 3600 and bo["late"]["penalty"] == 0

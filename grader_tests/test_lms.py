@@ -16,6 +16,9 @@ import pytest
 from collabkit import ASSIGNMENT
 from collabkit.lms import RosterError, canvas_csv, join, moodle_csv, points, read_roster
 
+# nbgrader's own SQLAlchemy noise when a test adds submissions through its API
+pytestmark = pytest.mark.filterwarnings("ignore:.*not in session.*")
+
 GOLDEN = Path(__file__).resolve().parent / "golden"
 
 ROSTER = (
