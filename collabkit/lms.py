@@ -89,6 +89,8 @@ def join(grades: list[dict], roster: list[dict]) -> tuple[list[tuple[dict, dict 
 def _grade(grade: dict | None, missing_as_zero: bool) -> str:
     if grade is None:
         return "0" if missing_as_zero else ""
+    if grade.get("status") == "grader_error":  # the kit failed, not the student: never an honest-looking 0
+        return ""
     return points(float(grade["score"]) - float(grade.get("late_penalty") or 0))  # the LMS gets the final grade
 
 
@@ -175,6 +177,10 @@ def export_lms(exports: Path, roster_path: Path, fmt: str, title: str, max_score
     for sid in sorted(g["student_id"] for g in grades if g.get("cells_awaiting_hand_grading", "0") not in ("", "0")):
         if sid not in not_in_roster:
             warn(f"{sid} still has free-text answers to hand-grade: the exported score leaves them out")
+    for sid in sorted(g["student_id"] for g in grades if g.get("status") == "grader_error"):
+        if sid not in not_in_roster:
+            warn(f"the kit failed on {sid} (grader_error): written as a blank grade; "
+                 f"rerun `collabkit grade --student {sid}`")
     for sid in left_out:
         warn(f"{sid} has no {identifier} in the roster: not written to moodle.csv")
     out = Path(exports) / f"{fmt}.csv"

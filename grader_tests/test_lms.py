@@ -80,6 +80,12 @@ def test_the_lms_gets_the_score_less_the_late_penalty(roster):
     assert text.splitlines()[1:3] == ["S-001,42.75", "S-002,0"]
 
 
+def test_a_grader_error_is_blank_never_a_zero(roster):
+    grades = [dict(g, status="grader_error") if g["student_id"] == "bo" else g for g in GRADES]
+    text, _ = moodle_csv(join(grades, roster)[0], "t", "idnumber", missing_as_zero=True)
+    assert text.splitlines()[1:3] == ["S-001,47.5", "S-002,"]
+
+
 def test_canvas_needs_names_and_canvas_ids(roster):
     for r in roster:
         del r["lms_id"]
