@@ -20,3 +20,11 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = f"sqlite:///{here / 'gradebook.db'}"
+
+# Late work (collabkit/late.py): a due date, and how lateness is penalised. nbgrader's
+# LateSubmissionPlugin records lateness and takes nothing; the kit's PercentPerDay takes
+# `percent` of each notebook's score per started day late. Submissions' times are nbgrader's
+# timestamp.txt. Uncomment to use:
+# c.CollabKit.duedate = "2026-12-18 23:59:00 UTC"
+# c.AssignLatePenalties.plugin_class = "collabkit.late.PercentPerDay"
+# c.PercentPerDay.percent = 10

@@ -51,7 +51,10 @@ def cmd_grade(args) -> int:
     course = Course.open(args.root, args.assignment)
     limits = Limits(**{k: v for k, v in dict(timeout=args.timeout, notebook_timeout=args.notebook_timeout,
                                              memory_mb=args.memory_mb).items() if v is not None})
+    from .regrade import report, snapshot
+    before = snapshot(course, args.student)  # issue 11: the regrade diff
     records = grade(course, students=args.student, workers=args.workers, limits=limits)
+    report(course, before, records)
     failed = [r.student_id for r in records if r.status == Status.GRADER_ERROR]
     print(f"collabkit grade: {len(records)} submissions graded; exports in {course.exports}")
     if failed:
@@ -72,7 +75,33 @@ def cmd_export(args) -> int:
     from .export import export
     for path in export(Course.open(args.root, args.assignment)):
         print(path)
+    if args.roster or args.format:  # issue 11: grades into the LMS
+        print(export_lms_from_args(args))
     return 0
+
+
+def export_lms_from_args(args) -> Path:
+    from .lms import export_lms
+    if not (args.roster and args.format):
+        raise KitError("--roster and --format go together: --roster ROSTER.csv --format canvas|moodle")
+    course = Course.open(args.root, args.assignment)
+    return export_lms(course.exports, Path(args.roster), args.format, title=args.assignment_title or course.assignment,
+                      assignment_id=args.canvas_assignment_id, identifier=args.moodle_id,
+                      missing_as_zero=args.missing_as_zero,
+                      warn=lambda msg: print(f"collabkit export: {msg}", file=sys.stderr))
+
+
+def cmd_handout(args) -> int:
+    from .handout import handout
+    dist = handout(Course.open(args.root))
+    for path in sorted(dist.iterdir()):
+        print(path)
+    return 0
+
+
+def cmd_serve(args) -> int:
+    from .serve import serve
+    return serve(Course.open(args.root), port=args.port)
 
 
 def cmd_demo(args) -> int:
@@ -110,7 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--memory-mb", type=int, help="address-space limit per kernel in MB (default 6144)")
     p = command("feedback", cmd_feedback, "render feedback again from the gradebook (after hand-grading); runs no student code", assignment=True)
     p.add_argument("--student", action="append", help="only this student (repeatable)")
-    command("export", cmd_export, "write exports/grades.csv and exports/grades_by_cell.csv from the gradebook", assignment=True)
+    p = command("export", cmd_export, "write exports/grades.csv and exports/grades_by_cell.csv from the gradebook", assignment=True)
+    p.add_argument("--roster", help="a CSV with student_id plus the LMS's columns (name, lms_id, sis_user_id, "
+                   "sis_login_id, section, email, idnumber); with --format, also write exports/<format>.csv")
+    p.add_argument("--format", choices=["canvas", "moodle"], help="the LMS import layout to write")
+    p.add_argument("--missing-as-zero", action="store_true", help="a roster student with no submission gets 0, not a blank")
+    p.add_argument("--canvas-assignment-id", help="Canvas's id of the assignment (the grade column is 'TITLE (ID)')")
+    p.add_argument("--assignment-title", help="the grade column's title (default: the assignment's name)")
+    p.add_argument("--moodle-id", choices=["email", "idnumber"], default="email",
+                   help="the roster column Moodle matches students by (default email)")
+    command("handout", cmd_handout, "write dist/ for students: the release as a zip, a wheel of what the notebooks "
+            "import, requirements.txt, STUDENTS.md (refused if anything instructor-only is in it)")
+    p = command("serve", cmd_serve, "Jupyter with formgrader for the course on 127.0.0.1; prints its URL and token")
+    p.add_argument("--port", type=int, help="the port (default: a free one)")
     p = command("demo", cmd_demo, "release into .demo/ of the course, grade four sample students there, print the grades")
     p.add_argument("--workers", type=int, default=2)
     return parser

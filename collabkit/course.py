@@ -46,6 +46,13 @@ def kit_config():
     c.GenerateAssignment.create_assignment = True
     c.ClearHiddenTests.enforce_metadata = True
     c.ClearMarkScheme.enforce_metadata = True
+    # Formgrader's "Generate Feedback" (nbgrader's GenerateFeedback) redacts as `collabkit
+    # feedback` does: no hidden tests, no mark schemes, no tracebacks through tests.
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    from .nbgrader_feedback import StudentView
+    c.GenerateFeedback.preprocessors = [GetGrades, StudentView, CSSHTMLHeaderPreprocessor]
     return c
 
 

@@ -1,7 +1,7 @@
 """Runs in the grading parent (and `collabkit export`): the class's grades as CSV, from the gradebook.
 
 exports/grades.csv has one row per student (`student_id, status, score, max_score,
-cells_awaiting_hand_grading, notes`) and exports/grades_by_cell.csv one row per graded cell
+cells_awaiting_hand_grading, notes, late_penalty`) and exports/grades_by_cell.csv one row per graded cell
 (`student_id, notebook, grade_id, score, max_score, status`). Scores are the gradebook's (hand
 grades included); statuses and notes come from each student's grading.json. Both are sorted,
 so two runs can be diffed, and written to a temporary file then renamed.
@@ -51,9 +51,10 @@ def export(course: Course) -> tuple[Path, Path]:
                               for r in e.repairs + e.events + ([e.error] if e.error and e.status != "crashed" else [])
                               ) if record else ""
             students.append([sid, str(record.status) if record else NOT_GRADED, _num(sub.score), _num(sub.max_score),
-                             waiting, notes])
+                             waiting, notes, _num(sub.late_submission_penalty)])
     grades, by_cell = out / "grades.csv", out / "grades_by_cell.csv"
-    _write_csv(grades, ["student_id", "status", "score", "max_score", "cells_awaiting_hand_grading", "notes"], students)
+    _write_csv(grades, ["student_id", "status", "score", "max_score", "cells_awaiting_hand_grading", "notes",
+                        "late_penalty"], students)
     _write_csv(by_cell, ["student_id", "notebook", "grade_id", "score", "max_score", "status"], cells)
     return grades, by_cell
 

@@ -38,6 +38,7 @@ def setup(seed: int = SEED) -> Path:
     torch.set_num_threads(1)
     from fastai.data.external import URLs, untar_data
     from fastai.torch_core import set_seed
+
     from .data import ensure_movielens
     ensure_movielens(quiet=True)
     set_seed(seed, reproducible=True)

@@ -334,6 +334,8 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
         lease.release()
         if not os.environ.get("COLLABKIT_KEEP_SCRATCH"):
             shutil.rmtree(top, ignore_errors=True)
+    from ..late import apply_late_penalties  # penalties need the grades just written; no due date: nothing
+    apply_late_penalties(course, [r.student_id for r in records if r.status != Status.GRADER_ERROR])
     export(course)
     return sorted(records, key=lambda r: r.student_id)
 

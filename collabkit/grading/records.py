@@ -22,6 +22,9 @@ grading.json (one per student), the `StudentRecord` schema:
         output_truncated: bool, memory_error: bool, timed_out_cells: [int], sandbox: {...} | null
     cells: [CellResult]
         notebook, grade_id, score (null: waits for a hand grade), max_score, status: CellStatus
+    previous: [{graded_at, score, status, cells: {"notebook/grade_id": score}}]
+                              earlier gradings' scores, newest first (regrade.py)
+    late: {due, submitted, seconds_late, penalty, penalty_by_notebook} | null   (late.py)
 """
 from __future__ import annotations
 
@@ -197,6 +200,8 @@ class StudentRecord(_Record):
     error: str | None = None
     notebooks: dict[str, NotebookResult] = field(default_factory=dict)
     cells: list[CellResult] = field(default_factory=list)
+    previous: list[dict] = field(default_factory=list)
+    late: dict | None = None
 
     @classmethod
     def from_json(cls, data: dict) -> "StudentRecord":
