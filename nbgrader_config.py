@@ -20,3 +20,8 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = f"sqlite:///{here / 'gradebook.db'}"
+# The exchange for nbgrader's release_assignment, fetch_assignment, submit and collect (and
+# formgrader's view of them) lives in the course; `collabkit release` creates it. On a shared
+# JupyterHub, set Exchange.root (here and in the students' nbgrader config) to a folder every
+# user can reach instead (nbgrader's default is /usr/local/share/nbgrader/exchange).
+c.Exchange.root = str(here / "exchange")
