@@ -5,7 +5,6 @@ toy courses (bad_submissions.tiny_course), no mocks.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -222,3 +221,7 @@ def test_nbgrader_release_fetch_submit_collect_round_trip_through_the_course_exc
     [record] = graded(course, students=[user], workers=1, limits=LIMITS)
     assert record["status"] == "needs_manual_grade" and record["score"] == 3, record
     assert not record["notes"], "nbgrader's own timestamp.txt is plausible"
+    nbgrader(course, "release_feedback", ASSIGNMENT)
+    nbgrader(home, "fetch_feedback", ASSIGNMENT, *student)
+    [page] = (home / ASSIGNMENT / "feedback").glob("*/toy.html")
+    assert bad.SECRET not in page.read_text(), "the kit's feedback, without hidden tests"

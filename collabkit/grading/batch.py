@@ -320,6 +320,8 @@ def finish(course: Course, record: StudentRecord, scratch: Path, results: dict[s
     record.submitted_at = stamp.replace(tzinfo=timezone.utc).isoformat(timespec="seconds")
     for d in (auto_dir, fb_dir):
         (d / "timestamp.txt").write_text(f"{stamp:%Y-%m-%d %H:%M:%S.%f} UTC\n")
+        if (sub / "submission_secret.txt").exists():  # nbgrader release_feedback names feedback by it
+            shutil.copy(sub / "submission_secret.txt", d / "submission_secret.txt")
     notebooks = {}
     for name, entry in record.notebooks.items():
         run = results.get(name)
