@@ -19,7 +19,8 @@ that one bad submission cannot stop, slow down or falsify the rest:
 - SIGINT or SIGTERM stops the run within seconds: its workers' process groups are killed
   (their kernels die with them, and everything left of the run's slot uids is killed), the
   students already finished keep their grades, those cut short get nothing written, the
-  exports are rebuilt, and the run ends with `Interrupted`. `resume=True` then grades only the
+  exports are rebuilt, and the run ends with a KitError whose exit code is 128 + the signal's
+  number. `resume=True` then grades only the
   students never finished or whose submission changed (`submission_hash` in grading.json).
 - The submission time written to the gradebook is when the files arrived in submitted/, never
   the student's own `timestamp.txt`; one dated before the release or after the arrival marks the
@@ -241,7 +242,7 @@ class Stop:
     def __init__(self):
         self.signum: int | None = None
         self.workers: set[subprocess.Popen] = set()
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # the handler may run in the thread that holds it
 
     def __call__(self, signum, frame=None) -> None:
         """The SIGINT/SIGTERM handler: stop starting workers, kill the running ones' process groups."""
@@ -344,20 +345,20 @@ def finish(course: Course, record: StudentRecord, scratch: Path, results: dict[s
         nbformat.write(nb, auto_dir / f"{name}.ipynb")
         notebooks[name] = (nb, rows)
 
-    # this process is the only writer of this student's rows (it holds the student's lock), and the
-    # gradebook lock keeps runs on one course from writing it at the same moment
-    with gradebook_lock(course.locks / "gradebook.lock"), Gradebook(course.db_url, course.coursedir.course_id) as gb:
-        write_grades(gb, assignment, student, notebooks, specs, timestamp=stamp)
-        gb.db.commit()
-
     record.cells = [r for _, rows in notebooks.values() for r in rows]
     record.status = Status.worst([e.status for e in record.notebooks.values()] + [Status.TAMPERED] * bool(forged),
                                  default=Status.GRADED)
     record.score = sum(r.score or 0 for r in record.cells)
     record.max_score = sum(r.max_score or 0 for r in record.cells)
     record.graded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    # This process is the only writer of this student's rows (it holds the student's lock); the
+    # gradebook lock keeps runs on one course from writing at once, and an export from reading the
+    # gradebook and grading.json between the two.
+    with gradebook_lock(course.locks / "gradebook.lock"), Gradebook(course.db_url, course.coursedir.course_id) as gb:
+        write_grades(gb, assignment, student, notebooks, specs, timestamp=stamp)  # marks hand-graded cells
+        gb.db.commit()
+        record.write(auto_dir / "grading.json")
     write_feedback(course, student, {n: nb for n, (nb, _) in notebooks.items()}, record.notebooks, specs, hidden)
-    record.write(auto_dir / "grading.json")
     return record
 
 
@@ -408,7 +409,7 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
         raise KitError(f"every student asked for is being graded by another run ({_holders(held.refused)})")
     mine = list(held.held)
     try:
-        records, stopped = _grade(course, mine, workers, limits, reference, specs, releases, hidden)
+        records, stopped = _grade(course, mine, workers, limits, reference, specs, releases, hidden) if mine else ([], None)
         export(course)
     finally:
         held.release()
@@ -471,7 +472,7 @@ def _grade(course: Course, found: list[str], workers: int, limits: Limits, refer
         finally:
             slots.put(uid)
 
-    records = []
+    records, futures = [], {}
     t0 = time.monotonic()
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
     try:
