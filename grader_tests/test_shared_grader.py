@@ -38,8 +38,14 @@ def toy(where: Path, students: dict) -> Path:
     return course
 
 
-def slow(build):
-    return lambda release, answers: bad.dump(bad.extra_cell(json.loads(build(release, answers)), "square", SLEEP))
+def slow(build, cells: int = 1):
+    """`build`, with `cells` cells of the student's own that sleep 2 s each (each within the cell timeout)."""
+    def built(release, answers):
+        nb = json.loads(build(release, answers))
+        for _ in range(cells):
+            nb = bad.extra_cell(nb, "square", SLEEP)
+        return bad.dump(nb)
+    return built
 
 
 def cells(course: Path) -> dict[str, dict[str, tuple]]:
@@ -73,21 +79,24 @@ def holds(proc: subprocess.Popen, course: Path, student: str, timeout: float = 6
 def test_concurrent_runs_grade_as_each_would_alone_and_never_share_a_student(tmp_path):
     a_students = {"correct": "correct", "stub": "stub", "os_exit": "os_exit"}
     b_students = {"correct": "correct", "edited_test": "edited_test", "stub": "stub"}
-    a = toy(tmp_path / "a", {s: BAD[n][0] for s, n in a_students.items()})
-    b = toy(tmp_path / "b", {s: BAD[n][0] for s, n in b_students.items()})
+    # one slow student in each course keeps its run (and its locks) alive while the others start
+    a = toy(tmp_path / "a", {s: slow(BAD[n][0], 3) if s == "stub" else BAD[n][0] for s, n in a_students.items()})
+    b = toy(tmp_path / "b", {s: slow(BAD[n][0], 3) if s == "edited_test" else BAD[n][0] for s, n in b_students.items()})
     run_a = start(a)                                                   # a whole course
     run_b = start(b, "--student", "correct", "--student", "edited_test")  # another course, two students
     holds(run_a, a, "correct")
     clash = start(a, "--student", "correct", "--workers", "1")        # a student run_a holds: refused
     holds(run_b, b, "edited_test")
-    regrade = start(b, "--student", "stub", "--workers", "1")         # another student of run_b's course
+    regrade = start(b, "--student", "stub", "--student", "correct", "--workers", "1")  # one of them run_b holds
     out = {name: (p.wait(timeout=300), *p.communicate())
            for name, p in dict(clash=clash, regrade=regrade, a=run_a, b=run_b).items()}
     rc, _, err = out["clash"]
-    assert rc == 2, out["clash"]
-    assert f"correct is being graded by another run (pid {run_a.pid})" in err, err
-    assert len([line for line in err.splitlines() if line.strip()]) == 2, err  # that line, then the run's one line
-    for name in ("a", "b", "regrade"):
+    assert (rc, err) == (2, f"collabkit grade: correct is being graded by another run (pid {run_a.pid}): "
+                            "nothing left for this run to grade\n")
+    rc, _, err = out["regrade"]  # grades stub, leaves correct to run_b
+    assert rc == 1 and f"correct is being graded by another run (pid {run_b.pid}); not graded by this one" in err, err
+    assert [line.split()[1] for line in err.splitlines() if line.startswith("[")] == ["stub:"], err
+    for name in ("a", "b"):
         assert out[name][0] == 0, out[name]
     assert cells(a) == expected(a_students)
     assert cells(b) == expected(b_students)

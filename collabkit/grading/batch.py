@@ -403,10 +403,11 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
                  len(found) - len(todo), len(found), len(todo))
         found = todo
     held = StudentLease(course.locks / course.assignment, found)  # students no other run is grading
+    if held.refused and not held.held:
+        raise KitError(", ".join(f"{s} is being graded by another run (pid {pid})" for s, pid in sorted(held.refused.items()))
+                       + ": nothing left for this run to grade")
     for student, pid in sorted(held.refused.items()):
         log.error("collabkit grade: %s is being graded by another run (pid %s); not graded by this one", student, pid)
-    if held.refused and not held.held:
-        raise KitError(f"every student asked for is being graded by another run ({_holders(held.refused)})")
     mine = list(held.held)
     try:
         records, stopped = _grade(course, mine, workers, limits, reference, specs, releases, hidden) if mine else ([], None)
