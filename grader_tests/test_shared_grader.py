@@ -26,7 +26,6 @@ from collabkit.grading.slots import LOCK_DIR, lock_holder
 GRADE = [sys.executable, "-m", "collabkit", "grade", "--timeout", str(LIMITS.timeout),
          "--notebook-timeout", str(LIMITS.notebook_timeout), "--memory-mb", str(LIMITS.memory_mb)]
 TESTS = ("test_double", "test_square")
-SLEEP = "import time\ntime.sleep(2)  # a slow student: the batch is still running when it is stopped"
 
 
 def toy(where: Path, students: dict) -> Path:
@@ -38,12 +37,10 @@ def toy(where: Path, students: dict) -> Path:
     return course
 
 
-def slow(build, cells: int = 1):
-    """`build`, with `cells` cells of the student's own that sleep 2 s each (each within the cell timeout)."""
+def slow(build, seconds: float = 2):
+    """`build`, with a cell of the student's own that sleeps `seconds` (a slow student)."""
     def built(release, answers):
-        nb = json.loads(build(release, answers))
-        for _ in range(cells):
-            nb = bad.extra_cell(nb, "square", SLEEP)
+        nb = bad.extra_cell(json.loads(build(release, answers)), "square", f"import time\ntime.sleep({seconds})")
         return bad.dump(nb)
     return built
 
@@ -79,11 +76,12 @@ def holds(proc: subprocess.Popen, course: Path, student: str, timeout: float = 6
 def test_concurrent_runs_grade_as_each_would_alone_and_never_share_a_student(tmp_path):
     a_students = {"correct": "correct", "stub": "stub", "os_exit": "os_exit"}
     b_students = {"correct": "correct", "edited_test": "edited_test", "stub": "stub"}
-    # one slow student in each course keeps its run (and its locks) alive while the others start
-    a = toy(tmp_path / "a", {s: slow(BAD[n][0], 3) if s == "stub" else BAD[n][0] for s, n in a_students.items()})
-    b = toy(tmp_path / "b", {s: slow(BAD[n][0], 3) if s == "edited_test" else BAD[n][0] for s, n in b_students.items()})
-    run_a = start(a)                                                   # a whole course
-    run_b = start(b, "--student", "correct", "--student", "edited_test")  # another course, two students
+    # one slow student in each course (20 s, within a 60 s cell timeout) keeps its run, and the
+    # locks it holds, alive while the other runs start
+    a = toy(tmp_path / "a", {s: slow(BAD[n][0], 20) if s == "stub" else BAD[n][0] for s, n in a_students.items()})
+    b = toy(tmp_path / "b", {s: slow(BAD[n][0], 20) if s == "edited_test" else BAD[n][0] for s, n in b_students.items()})
+    run_a = start(a, "--timeout", "60")                                # a whole course
+    run_b = start(b, "--timeout", "60", "--student", "correct", "--student", "edited_test")  # two of another
     holds(run_a, a, "correct")
     clash = start(a, "--student", "correct", "--workers", "1")        # a student run_a holds: refused
     holds(run_b, b, "edited_test")
