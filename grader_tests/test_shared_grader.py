@@ -128,7 +128,8 @@ def test_sigterm_stops_the_batch_cleanly_and_resume_grades_the_rest(tmp_path):
     course = toy(tmp_path / "course", {s: slow(BAD[n][0]) for s, n in students.items()})
     run = start(course, "--workers", "1")
     err: list[str] = []
-    threading.Thread(target=_lines, args=(run.stderr, err), daemon=True).start()
+    reader = threading.Thread(target=_lines, args=(run.stderr, err), daemon=True)
+    reader.start()
     parent, seen, uids = psutil.Process(run.pid), set(), set()
     deadline = time.monotonic() + 180
     # wait until one student is finished and the next one's kernel is running
@@ -143,6 +144,7 @@ def test_sigterm_stops_the_batch_cleanly_and_resume_grades_the_rest(tmp_path):
     t0 = time.monotonic()
     rc = run.wait(timeout=30)
     assert time.monotonic() - t0 < 10, "the run took too long to stop"
+    reader.join(timeout=10)  # everything it wrote, to the end
     assert rc == 128 + signal.SIGTERM, "".join(err)
     deadline = time.monotonic() + 5
     while (left := [p for p in seen if _alive(p)] + _uid_processes(uids)) and time.monotonic() < deadline:
