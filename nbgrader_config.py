@@ -20,11 +20,16 @@ c.CourseDirectory.submitted_directory = "submitted"
 c.CourseDirectory.autograded_directory = "autograded"
 c.CourseDirectory.feedback_directory = "feedback"
 c.CourseDirectory.db_url = f"sqlite:///{here / 'gradebook.db'}"
+# The exchange for nbgrader's release_assignment, fetch_assignment, submit and collect (and
+# formgrader's view of them) lives in the course; `collabkit release` creates it. On a shared
+# JupyterHub, set Exchange.root (here and in the students' nbgrader config) to a folder every
+# user can reach instead (nbgrader's default is /usr/local/share/nbgrader/exchange).
+c.Exchange.root = str(here / "exchange")
 
 # Late work (collabkit/late.py): a due date, and how lateness is penalised. nbgrader's
 # LateSubmissionPlugin records lateness and takes nothing; the kit's PercentPerDay takes
-# `percent` of each notebook's score per started day late. Submissions' times are nbgrader's
-# timestamp.txt. Uncomment to use:
+# `percent` of each notebook's score per started day late. A submission's time is when its files
+# arrived in submitted/ (never a timestamp.txt the student could write). Uncomment to use:
 # c.CollabKit.duedate = "2026-12-18 23:59:00 UTC"
 # c.AssignLatePenalties.plugin_class = "collabkit.late.PercentPerDay"
 # c.PercentPerDay.percent = 10

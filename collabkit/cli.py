@@ -52,8 +52,8 @@ def cmd_grade(args) -> int:
     limits = Limits(**{k: v for k, v in dict(timeout=args.timeout, notebook_timeout=args.notebook_timeout,
                                              memory_mb=args.memory_mb).items() if v is not None})
     from .regrade import report, snapshot
-    before = snapshot(course, args.student)  # issue 11: the regrade diff
-    records = grade(course, students=args.student, workers=args.workers, limits=limits)
+    before = snapshot(course, args.student)  # the regrade diff
+    records = grade(course, students=args.student, workers=args.workers, limits=limits, resume=args.resume)
     report(course, before, records)
     failed = [r.student_id for r in records if r.status == Status.GRADER_ERROR]
     print(f"collabkit grade: {len(records)} submissions graded; exports in {course.exports}")
@@ -134,6 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("grade", cmd_grade, "autograde submitted/ (isolated, parallel); writes autograded/, feedback/, exports/", assignment=True)
     p.add_argument("--student", action="append", help="grade only this student (repeatable); others are untouched")
     p.add_argument("--workers", type=int, default=2, help="submissions graded at once, one thread each (default 2)")
+    p.add_argument("--resume", action="store_true",
+                   help="grade only students never finished (no grading.json, or grader_error) or whose submission changed")
     p.add_argument("--timeout", type=float, help="seconds per cell (default: Execute.timeout in nbgrader_config.py)")
     p.add_argument("--notebook-timeout", type=float, help="wall-clock seconds per notebook (default 900)")
     p.add_argument("--memory-mb", type=int, help="address-space limit per kernel in MB (default 6144)")
@@ -167,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except KitError as err:
         log.error("collabkit %s: %s", args.command, err)
-        return 2
+        return err.exit_code
     finally:
         log.removeHandler(handler)
 

@@ -185,3 +185,13 @@ class Course:
     @property
     def exports(self) -> Path:
         return self.root / "exports"
+
+    @property
+    def locks(self) -> Path:
+        """Where grading runs hold their locks (students being graded, the gradebook): `.collabkit/locks/`."""
+        return self.root / ".collabkit" / "locks"
+
+    @property
+    def exchange(self) -> Path:
+        """nbgrader's exchange (`Exchange.root`; this repository's nbgrader_config.py puts it in the course)."""
+        return Path(self.config.get("Exchange", {}).get("root", "/usr/local/share/nbgrader/exchange"))

@@ -4,7 +4,8 @@ exports/grades.csv has one row per student (`student_id, status, score, max_scor
 cells_awaiting_hand_grading, notes, late_penalty`) and exports/grades_by_cell.csv one row per graded cell
 (`student_id, notebook, grade_id, score, max_score, status`). Scores are the gradebook's (hand
 grades included); statuses and notes come from each student's grading.json. Both are sorted,
-so two runs can be diffed, and written to a temporary file then renamed.
+so two runs can be diffed, and written to a temporary file then renamed; they are rebuilt whole
+from the gradebook under the course's gradebook lock, so two grading runs never interleave them.
 """
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ NOT_GRADED = "not_graded_by_collabkit"  # in the gradebook (e.g. stock nbgrader 
 
 def export(course: Course) -> tuple[Path, Path]:
     """Write exports/grades.csv and exports/grades_by_cell.csv; return their paths."""
+    from .grading.slots import gradebook_lock
+    with gradebook_lock(course.locks / "gradebook.lock"):  # one run's rows at a time, read and written whole
+        return _export(course)
+
+
+def _export(course: Course) -> tuple[Path, Path]:
     from nbgrader.api import Gradebook, MissingEntry
     assignment = course.assignment
     if not course.gradebook.exists():
@@ -47,9 +54,9 @@ def export(course: Course) -> tuple[Path, Path]:
                     waiting += g.needs_manual_grade and g.manual_score is None
                     cells.append([sid, nb.name, g.name, _num(g.score if g.score is not None else 0),
                                   _num(g.max_score), str(status)])
-            notes = "; ".join(f"{n}: {r}" for n, e in sorted(record.notebooks.items())
-                              for r in e.repairs + e.events + ([e.error] if e.error and e.status != "crashed" else [])
-                              ) if record else ""
+            notes = "; ".join(record.notes + [
+                f"{n}: {r}" for n, e in sorted(record.notebooks.items())
+                for r in e.repairs + e.events + ([e.error] if e.error and e.status != "crashed" else [])]) if record else ""
             students.append([sid, str(record.status) if record else NOT_GRADED, _num(sub.score), _num(sub.max_score),
                              waiting, notes, _num(sub.late_submission_penalty)])
     grades, by_cell = out / "grades.csv", out / "grades_by_cell.csv"
@@ -64,7 +71,7 @@ def _num(x) -> str:
 
 
 def _write_csv(path: Path, header: list[str], rows: list[list]) -> None:
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # two runs never share a temporary file
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(header)

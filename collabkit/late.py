@@ -2,8 +2,9 @@
 
 The due date is the course's `c.CollabKit.duedate` in nbgrader_config.py (any time nbgrader
 can parse, e.g. "2026-12-18 23:59:00 UTC"); each grading run copies it into the gradebook's
-assignment, where formgrader shows it too. A submission's time is nbgrader's
-`timestamp.txt` in its folder (what `nbgrader collect` writes). After grading, nbgrader's own
+assignment, where formgrader shows it too. A submission's time is the one grading recorded in
+the gradebook: when its files arrived in submitted/ (grading/batch.py, never the student's own
+`timestamp.txt`). After grading, nbgrader's own
 `AssignLatePenalties` preprocessor asks the configured plugin for each notebook's penalty
 (`c.AssignLatePenalties.plugin_class`: nbgrader's `LateSubmissionPlugin`, which by default
 records lateness but takes nothing, or this module's `PercentPerDay`) and stores it in the

@@ -12,7 +12,8 @@ def release(course: Course) -> Path:
     the course's own; return the release folder.
 
     It also records the assignment and its source cells in the course's gradebook, which
-    autograding restores test cells from. The course's other assignments are untouched.
+    autograding restores test cells from, and creates the course's exchange when it lives in the
+    course (nbgrader_config.py's Exchange.root). The course's other assignments are untouched.
     """
     from nbgrader.converters import GenerateAssignment
     from nbgrader.coursedir import CourseDirectory
@@ -28,4 +29,8 @@ def release(course: Course) -> Path:
             app.start()
         except Exception as err:  # noqa: BLE001  nbgrader raises NbGraderException and others
             raise KitError(f"nbgrader generate_assignment failed for {course.source}: {err}") from err
+    exchange = course.exchange
+    if course.root in exchange.parents and not exchange.exists():  # a course-local exchange (formgrader needs it)
+        exchange.mkdir(parents=True)
+        exchange.chmod(0o777)  # what nbgrader's release_assignment sets
     return course.release

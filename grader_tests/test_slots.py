@@ -44,3 +44,21 @@ def test_a_run_killed_outright_leaves_its_slots_free(tmp_path):
     while holder(70000, tmp_path) is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert SlotLease(2, lock_dir=tmp_path, first=70000, span=10).uids == [70000, 70001]
+
+
+def test_a_student_held_by_one_run_is_refused_to_another_with_its_pid(tmp_path):
+    from collabkit.grading.slots import StudentLease
+    code = ("import time; from pathlib import Path; from collabkit.grading.slots import StudentLease; "
+            f"l = StudentLease(Path({str(tmp_path)!r}), ['alice', 'bob']); print(l.held, flush=True); time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "['alice', 'bob']"
+        other = StudentLease(tmp_path, ["alice", "carol"])
+        assert other.held == ["carol"] and other.refused == {"alice": proc.pid}
+        other.release()
+    finally:
+        proc.kill()
+        proc.wait()
+    again = StudentLease(tmp_path, ["alice", "bob"])  # the kernel dropped the dead run's locks
+    assert again.held == ["alice", "bob"] and not again.refused
+    again.release()

@@ -14,7 +14,11 @@ grading.json (one per student), the `StudentRecord` schema:
     score, max_score: float   autograded points so far (hand grades live in the gradebook)
     seconds: float            wall time of the student's worker
     graded_at: str            ISO 8601, UTC
-    notes: [str]              e.g. extra files that were ignored
+    notes: [str]              e.g. extra files that were ignored, a forged timestamp.txt
+    submission_hash: str      sha256 over the submitted folder's files (names and contents) as graded;
+                              `collabkit grade --resume` regrades a student only when it differs
+    submitted_at: str | null  ISO 8601, UTC: the time recorded in the gradebook, when the submission's
+                              files arrived in submitted/ (never the student's timestamp.txt)
     error: str | null         the kit's own traceback when status is grader_error
     notebooks: {name: NotebookResult}
         status: Status, run_status: str | null ("ok", "crashed", "timed_out", "grader_error"),
@@ -29,6 +33,7 @@ grading.json (one per student), the `StudentRecord` schema:
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from pathlib import Path
@@ -197,6 +202,8 @@ class StudentRecord(_Record):
     seconds: float = 0.0
     graded_at: str | None = None
     notes: list[str] = field(default_factory=list)
+    submission_hash: str | None = None
+    submitted_at: str | None = None
     error: str | None = None
     notebooks: dict[str, NotebookResult] = field(default_factory=dict)
     cells: list[CellResult] = field(default_factory=list)
@@ -216,6 +223,6 @@ class StudentRecord(_Record):
         return cls.from_json(json.loads(Path(path).read_text()))
 
     def write(self, path: Path) -> None:
-        tmp = Path(path).with_suffix(".tmp")
+        tmp = Path(path).with_name(f".{Path(path).name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps(self.to_json(), indent=1, sort_keys=True) + "\n")
         tmp.replace(path)
