@@ -247,6 +247,25 @@ def probe_course(release, answers):
     return dump(extra_cell(answered(release, answers), "setup", PROBE))
 
 
+NET_PROBE = """import json, socket
+net = {}
+def attempt(name, fn):
+    try:
+        net[name] = ("ok", repr(fn())[:200])
+    except Exception as err:
+        net[name] = ("blocked", type(err).__name__)
+attempt("connect", lambda: socket.create_connection(("127.0.0.1", PORT), timeout=3).sendall(b"leak"))
+attempt("resolve", lambda: socket.getaddrinfo("example.com", 80))
+attempt("outside", lambda: socket.create_connection(("1.1.1.1", 53), timeout=3))
+print("NET " + json.dumps(net))
+"""
+
+
+def network_probe(release, answers, port: int):
+    """A correct submission that also tries the network: a server on the host's 127.0.0.1, DNS, the outside."""
+    return dump(extra_cell(answered(release, answers), "setup", NET_PROBE.replace("PORT", str(port))))
+
+
 LEFTOVER = "collabkit-leftover-marker"
 
 

@@ -289,7 +289,8 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
         log.info("collabkit grade: gradebook backed up to %s", backup.name)
     if os.geteuid() != 0:
         log.warning("collabkit grade: not running as root, so student code runs as this user with no private "
-                    "mount namespace; it could read the course folder. Grade as root (or in a container) for isolation.")
+                    "mount namespace and with the network; it could read the course folder and reach other machines. "
+                    "Grade as root (or in a container) for isolation.")
 
     top = Path(tempfile.mkdtemp(prefix="collabkit-grade-"))
     os.chmod(top, 0o711)
