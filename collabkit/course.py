@@ -46,6 +46,17 @@ def kit_config():
     c.GenerateAssignment.create_assignment = True
     c.ClearHiddenTests.enforce_metadata = True
     c.ClearMarkScheme.enforce_metadata = True
+    # Stock `nbgrader autograde` and formgrader's Autograde button refuse this assignment and
+    # name `collabkit grade` (COLLABKIT_STOCK_AUTOGRADE=1 opts out; see nbgrader_hooks.py).
+    c.Autograde.exporter_class = "collabkit.nbgrader_hooks.KitOnlyAutograde"
+    # `nbgrader generate_feedback` and formgrader's Generate Feedback button redact as
+    # `collabkit feedback` does: hidden tests, mark schemes, tracebacks through hidden code.
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import ClearHiddenTests, ClearMarkScheme, GetGrades
+
+    from .feedback import RedactHiddenLines, StripTestTracebacks
+    c.GenerateFeedback.preprocessors = [GetGrades, CSSHTMLHeaderPreprocessor, ClearHiddenTests, ClearMarkScheme,
+                                        StripTestTracebacks, RedactHiddenLines]
     return c
 
 
