@@ -230,8 +230,8 @@ attempt("write_gradebook", lambda: __import__("sqlite3").connect(root / "gradebo
 attempt("read_source", lambda: sorted(os.listdir(root / "source")))
 attempt("read_submitted", lambda: sorted(os.listdir(root / "submitted")))
 attempt("read_home", lambda: sorted(os.listdir(os.path.expanduser("~root"))))
-attempt("write_reference", lambda: open(os.environ["COLLABKIT_REFERENCE"], "w").write('{"factor": 3}'))
-attempt("write_weights", lambda: open(Path(os.environ["COLLABKIT_REFERENCE"]).parent / "weights.txt", "w").write("3"))
+attempt("write_reference", lambda: open(Path.cwd().parent / "reference.json", "w").write('{"factor": 3}'))
+attempt("write_weights", lambda: open(Path.cwd().parent / "weights.txt", "w").write("3"))
 attempt("write_data", lambda: open(Path(os.environ["FASTAI_HOME"]) / "data/ml-100k/u.data", "w").write("1 1 99 0"))
 attempt("replace_data", lambda: os.rename(Path(os.environ["FASTAI_HOME"]) / "data", Path(os.environ["FASTAI_HOME"]) / "old"))
 attempt("write_package", lambda: open(Path(collabkit.__file__).parent / "nb.py", "a").write("#"))
@@ -266,6 +266,26 @@ def network_probe(release, answers, port: int):
     return dump(extra_cell(answered(release, answers), "setup", NET_PROBE.replace("PORT", str(port))))
 
 
+REFERENCE_PROBE = """import json, os
+from pathlib import Path
+import collabkit.nb as ck
+found = {"env": sorted(k for k in os.environ if "REFERENCE" in k)}
+try:
+    found["ck.reference"] = ck.reference()
+except Exception as err:
+    found["ck.reference"] = type(err).__name__
+found["files"] = sorted(str(p) for top in {Path.cwd(), Path.cwd().parent, Path(ck.reference_path()).parent}
+                        if top.is_dir() for p in top.rglob("*")
+                        if p.is_file() and os.access(p, os.R_OK) and b'"fac' b'tor"' in p.read_bytes()[:10**6])
+print("REF " + json.dumps(found))
+"""
+
+
+def reads_reference(release, answers):
+    """A correct submission that first looks for the reference values (variable, ck.reference(), files)."""
+    return dump(extra_cell(answered(release, answers), "setup", REFERENCE_PROBE))
+
+
 LEFTOVER = "collabkit-leftover-marker"
 
 
@@ -297,5 +317,6 @@ BAD = {
     "skip_tags": (skip_tags, "tampered", {"test_double": (0, "failed"), "test_square": (1, "passed")}),
     "changed_metadata": (changed_metadata, "tampered", {"test_double": (0, "failed"), "test_square": (1, "passed")}),
     "probe_course": (probe_course, "needs_manual_grade", TOY_OK),
+    "reads_reference": (reads_reference, "needs_manual_grade", TOY_OK),
     "background_process": (background_process, "needs_manual_grade", TOY_OK),
 }

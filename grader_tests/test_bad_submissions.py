@@ -91,6 +91,17 @@ def test_student_code_cannot_reach_the_course_or_change_grades(course, batch):
     assert batch["probe_course"]["notebooks"]["toy"]["sandbox"]["uid"] >= FIRST_UID
 
 
+def test_student_code_finds_no_reference_values_and_the_tests_still_get_them(course, batch):
+    """The values are written into the test cells at grading time: no variable, file or ck.reference()."""
+    nb = nbformat.read(course / "autograded" / "reads_reference" / ASSIGNMENT / "toy.ipynb", as_version=4)
+    line = next(line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
+                if line.startswith("REF "))
+    found = json.loads(line[len("REF "):])
+    assert found == {"env": [], "ck.reference": "FileNotFoundError", "files": []}, found
+    cells = {c["grade_id"]: c["score"] for c in batch["reads_reference"]["cells"]}
+    assert cells["test_double"] == 2  # its hidden test reads ck.reference() and a file reference.json names
+
+
 def test_no_student_process_is_left_running(batch):
     from collabkit.grading.slots import holder
     used = {e["sandbox"]["uid"] for r in batch.values() for e in r["notebooks"].values() if e.get("sandbox")}

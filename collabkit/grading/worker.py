@@ -119,14 +119,15 @@ def _client_class():
 
 
 def kernel_env(run: Path) -> dict:
-    """The kernel's whole environment: one numeric thread, its own home, the copies of the data and reference."""
+    """The kernel's whole environment: one numeric thread, its own home, the copy of the data (no
+    COLLABKIT_REFERENCE: the reference values are written into the test cells)."""
     home = run / "home"
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
     return dict(threads, PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8",
                 HOME=str(home), IPYTHONDIR=str(home / ".ipython"), MPLCONFIGDIR=str(home / ".matplotlib"),
                 XDG_CACHE_HOME=str(home / ".cache"), TMPDIR=str(home / "tmp"), FASTAI_HOME=str(run / "fastai"),
-                COLLABKIT_REFERENCE=str(run / "reference.json"), NBGRADER_EXECUTION="autograde",
+                NBGRADER_EXECUTION="autograde",
                 PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
 
 
