@@ -158,7 +158,8 @@ def main(argv: list[str]) -> None:
     elif cfg.net_namespace:
         report["warnings"].append("not root: no network namespace; student code has the network")
     else:
-        report["warnings"].append("no network namespace was asked for: student code has the network")
+        report["warnings"].append("no network namespace was asked for (the kernel's socket path is too long for "
+                                  "unix sockets): student code has the network")
     uid, gid = cfg.uid, cfg.gid
     if root and uid is not None and not report["namespace"] and not _can_run(kernel[0], uid):
         report["warnings"].append(f"uid {uid} cannot run {kernel[0]} without the mount namespace; "
