@@ -116,7 +116,8 @@ def time_notebooks(course: Course, names: list[str], reps: int) -> dict:
 
 def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) -> dict:
     """Grade `students` in the throwaway `course` one way; wall time and peak RSS of the grading processes."""
-    env = tool_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(reference))
+    env = tool_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(reference),
+                   COLLABKIT_STOCK_AUTOGRADE="1")  # the baseline: stock autograde, which the kit's settings refuse
     if mode == "nbgrader":
         cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
         if len(students) == 1:  # nbgrader takes one --student; without it, it grades everyone submitted

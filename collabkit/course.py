@@ -46,6 +46,9 @@ def kit_config():
     c.GenerateAssignment.create_assignment = True
     c.ClearHiddenTests.enforce_metadata = True
     c.ClearMarkScheme.enforce_metadata = True
+    # Stock `nbgrader autograde` and formgrader's Autograde button refuse this assignment and
+    # name `collabkit grade` (COLLABKIT_STOCK_AUTOGRADE=1 opts out; see nbgrader_hooks.py).
+    c.Autograde.exporter_class = "collabkit.nbgrader_hooks.KitOnlyAutograde"
     # Formgrader's "Generate Feedback" (nbgrader's GenerateFeedback) redacts as `collabkit
     # feedback` does: no hidden tests, no mark schemes, no tracebacks through tests.
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor

@@ -9,25 +9,16 @@ line, any hidden-test line left in an output redacted.
 """
 from __future__ import annotations
 
-import copy
-from types import SimpleNamespace
+from nbgrader.preprocessors import NbGraderPreprocessor
 
-from nbgrader.preprocessors import ClearHiddenTests, NbGraderPreprocessor
-
-from .feedback import student_view
-from .grading.sanitize import hidden_lines
-
-
-def _meta(cell) -> dict:
-    return cell.metadata.get("nbgrader", {})
+from .feedback import own_hidden_lines, student_view
 
 
 class StudentView(NbGraderPreprocessor):
     """Strip what students must not see from an autograded notebook before it becomes feedback."""
 
     def preprocess(self, nb, resources):
-        tests = {_meta(c).get("grade_id") for c in nb.cells if _meta(c).get("grade") and not _meta(c).get("solution")}
-        specs = {i: SimpleNamespace(source=c.source) for i, c in enumerate(nb.cells) if _meta(c).get("grade_id") in tests}
-        shown, _ = ClearHiddenTests(enforce_metadata=False).preprocess(copy.deepcopy(nb), {})
-        nb = student_view(nb, hidden_lines(specs, shown), tests)
+        meta = lambda c: c.metadata.get("nbgrader", {})
+        tests = {meta(c).get("grade_id") for c in nb.cells if meta(c).get("grade") and not meta(c).get("solution")}
+        nb = student_view(nb, own_hidden_lines(nb), tests)
         return nb, resources

@@ -150,7 +150,7 @@ def memory_bomb(release, answers):
 
 def output_flood(release, answers):
     return dump(answered(release, answers, square=(
-        "def square(x):\n    return x * x\nfor i in range(100_000):\n    print('flood ' * 20, i)")))
+        "def square(x):\n    return x * x\nfor i in range(20_000):  # 2.5 MB, past the tests' 1 MB cap, well within 4 s\n    print('flood ' * 20, i)")))
 
 
 def invalid_json(release, answers):
@@ -230,8 +230,8 @@ attempt("write_gradebook", lambda: __import__("sqlite3").connect(root / "gradebo
 attempt("read_source", lambda: sorted(os.listdir(root / "source")))
 attempt("read_submitted", lambda: sorted(os.listdir(root / "submitted")))
 attempt("read_home", lambda: sorted(os.listdir(os.path.expanduser("~root"))))
-attempt("write_reference", lambda: open(os.environ["COLLABKIT_REFERENCE"], "w").write('{"factor": 3}'))
-attempt("write_weights", lambda: open(Path(os.environ["COLLABKIT_REFERENCE"]).parent / "weights.txt", "w").write("3"))
+attempt("write_reference", lambda: open(Path.cwd().parent / "reference.json", "w").write('{"factor": 3}'))
+attempt("write_weights", lambda: open(Path.cwd().parent / "weights.txt", "w").write("3"))
 attempt("write_data", lambda: open(Path(os.environ["FASTAI_HOME"]) / "data/ml-100k/u.data", "w").write("1 1 99 0"))
 attempt("replace_data", lambda: os.rename(Path(os.environ["FASTAI_HOME"]) / "data", Path(os.environ["FASTAI_HOME"]) / "old"))
 attempt("write_package", lambda: open(Path(collabkit.__file__).parent / "nb.py", "a").write("#"))
@@ -245,6 +245,45 @@ print("PROBE " + json.dumps(probe))
 
 def probe_course(release, answers):
     return dump(extra_cell(answered(release, answers), "setup", PROBE))
+
+
+NET_PROBE = """import json, socket
+net = {}
+def attempt(name, fn):
+    try:
+        net[name] = ("ok", repr(fn())[:200])
+    except Exception as err:
+        net[name] = ("blocked", type(err).__name__)
+attempt("connect", lambda: socket.create_connection(("127.0.0.1", PORT), timeout=3).sendall(b"leak"))
+attempt("resolve", lambda: socket.getaddrinfo("example.com", 80))
+attempt("outside", lambda: socket.create_connection(("1.1.1.1", 53), timeout=3))
+print("NET " + json.dumps(net))
+"""
+
+
+def network_probe(release, answers, port: int):
+    """A correct submission that also tries the network: a server on the host's 127.0.0.1, DNS, the outside."""
+    return dump(extra_cell(answered(release, answers), "setup", NET_PROBE.replace("PORT", str(port))))
+
+
+REFERENCE_PROBE = """import json, os
+from pathlib import Path
+import collabkit.nb as ck
+found = {"env": sorted(k for k in os.environ if "REFERENCE" in k)}
+try:
+    found["ck.reference"] = ck.reference()
+except Exception as err:
+    found["ck.reference"] = type(err).__name__
+found["files"] = sorted(str(p) for top in {Path.cwd(), Path.cwd().parent, Path(ck.reference_path()).parent}
+                        if top.is_dir() for p in top.rglob("*")
+                        if p.is_file() and os.access(p, os.R_OK) and b'"fac' b'tor"' in p.read_bytes()[:10**6])
+print("REF " + json.dumps(found))
+"""
+
+
+def reads_reference(release, answers):
+    """A correct submission that first looks for the reference values (variable, ck.reference(), files)."""
+    return dump(extra_cell(answered(release, answers), "setup", REFERENCE_PROBE))
 
 
 LEFTOVER = "collabkit-leftover-marker"
@@ -278,5 +317,6 @@ BAD = {
     "skip_tags": (skip_tags, "tampered", {"test_double": (0, "failed"), "test_square": (1, "passed")}),
     "changed_metadata": (changed_metadata, "tampered", {"test_double": (0, "failed"), "test_square": (1, "passed")}),
     "probe_course": (probe_course, "needs_manual_grade", TOY_OK),
+    "reads_reference": (reads_reference, "needs_manual_grade", TOY_OK),
     "background_process": (background_process, "needs_manual_grade", TOY_OK),
 }

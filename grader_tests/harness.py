@@ -42,9 +42,10 @@ def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
 
 
 def nbgrader_autograde(course: Path) -> pd.DataFrame:
-    """Stock `nbgrader autograde`, sequential and unisolated, as an instructor without the kit would run it."""
+    """Stock `nbgrader autograde`, sequential and unisolated, as an instructor without the kit would run it
+    (COLLABKIT_STOCK_AUTOGRADE=1: the kit's settings otherwise make it refuse and name `collabkit grade`)."""
     env = tool_env(COLLABKIT_REFERENCE=str(REPO / "solutions" / "reference.json"),
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_STOCK_AUTOGRADE="1")
     run = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"],
                          cwd=course, capture_output=True, text=True, env=env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -91,6 +91,17 @@ def test_student_code_cannot_reach_the_course_or_change_grades(course, batch):
     assert batch["probe_course"]["notebooks"]["toy"]["sandbox"]["uid"] >= FIRST_UID
 
 
+def test_student_code_finds_no_reference_values_and_the_tests_still_get_them(course, batch):
+    """The values are written into the test cells at grading time: no variable, file or ck.reference()."""
+    nb = nbformat.read(course / "autograded" / "reads_reference" / ASSIGNMENT / "toy.ipynb", as_version=4)
+    line = next(line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
+                if line.startswith("REF "))
+    found = json.loads(line[len("REF "):])
+    assert found == {"env": [], "ck.reference": "FileNotFoundError", "files": []}, found
+    cells = {c["grade_id"]: c["score"] for c in batch["reads_reference"]["cells"]}
+    assert cells["test_double"] == 2  # its hidden test reads ck.reference() and a file reference.json names
+
+
 def test_no_student_process_is_left_running(batch):
     from collabkit.grading.slots import holder
     used = {e["sandbox"]["uid"] for r in batch.values() for e in r["notebooks"].values() if e.get("sandbox")}
@@ -155,3 +166,21 @@ def test_a_notebook_that_never_finished_scores_zero_under_its_own_status():
     rows = score_cells(None, specs, run, "toy", never_ran=CellStatus.TIMED_OUT)
     assert rows == [CellResult("toy", "test_x", max_score=2.0, score=0.0, status=CellStatus.TIMED_OUT)]
     assert notebook_status(NotebookResult(status=Status.TIMED_OUT), rows) == "timed_out"
+
+
+def test_inline_reference_gives_each_test_cell_only_the_values_it_names():
+    from collabkit.grading.sanitize import CellSpec, Context, inline_reference
+    test = nbformat.v4.new_code_cell('x = ck.reference()["a"]\ny = ck.reference()[\'gone\']\n'
+                                     'z = ck.reference()\np = ck.reference_path().parent')
+    answer = nbformat.v4.new_code_cell('v = ck.reference()["a"]')
+    for cell, gid in [(test, "test_x"), (answer, "x")]:
+        cell.metadata.nbgrader = {"grade_id": gid}
+    specs = {"test_x": CellSpec("test_x", "code", test.source, True, grade=True, points=1.0),
+             "x": CellSpec("x", "code", answer.source, False, solution=True)}
+    nb = nbformat.v4.new_notebook(cells=[answer, test])
+    assert inline_reference(nb, Context(nb, specs, reference={"a": [0.5, "t"], "b": 2}, reference_dir="/r")) == []
+    ns: dict = {}
+    exec(test.source.replace("y = ", "# "), ns)  # noqa: S102  the rewritten cell runs without collabkit.nb
+    assert (ns["x"], ns["z"], str(ns["p"])) == ([0.5, "t"], {"a": [0.5, "t"], "b": 2}, "/r")
+    assert "{}['gone']" in test.source       # a missing key still fails as a KeyError
+    assert answer.source == 'v = ck.reference()["a"]'  # student cells are never given values

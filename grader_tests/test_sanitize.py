@@ -37,8 +37,8 @@ def test_a_repair_reads_as_its_cell_and_detail():
 def test_passes_are_the_documented_chain_in_order():
     assert [p.__name__ for p in S.PASSES] == [
         "drop_unknown_metadata", "drop_duplicates", "restore_cell_types", "restore_metadata", "remove_skip_tags",
-        "restore_editability", "restore_read_only_source", "reinsert_missing", "fix_cell_ids", "restore_kernelspec",
-        "clear_outputs", "drop_invalid_metadata"]
+        "restore_editability", "restore_read_only_source", "reinsert_missing", "inline_reference", "fix_cell_ids",
+        "restore_kernelspec", "clear_outputs", "drop_invalid_metadata"]
 
 
 # Passes that leave an untouched submission exactly as it is. restore_read_only_source is the

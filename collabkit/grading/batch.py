@@ -193,6 +193,7 @@ def prepare(course: Course, student: str, specs: dict, releases: dict, scratch: 
     (scratch / "in").mkdir(parents=True)
     (scratch / "out").mkdir()
     record = StudentRecord(student_id=student, submission_hash=submission_hash(sub))
+    values = json.loads(reference.read_text())  # written into the test cells (sanitize.inline_reference)
     for extra in sorted(p.name for p in sub.glob("*.ipynb") if p.stem not in specs):
         record.notes.append(f"{extra} is not part of the assignment and was ignored")
     for name in specs:
@@ -203,7 +204,8 @@ def prepare(course: Course, student: str, specs: dict, releases: dict, scratch: 
             continue
         try:
             nb, repairs = read(path.read_bytes())
-            nb, more = sanitize(nb, releases[name], specs[name], upgraded=any(r.kind == "format" for r in repairs))
+            nb, more = sanitize(nb, releases[name], specs[name], upgraded=any(r.kind == "format" for r in repairs),
+                                reference=values, reference_dir=str(scratch / "run"))
         except Unreadable as err:
             entry.status, entry.error = Status.UNREADABLE, str(err)
             continue
@@ -214,7 +216,8 @@ def prepare(course: Course, student: str, specs: dict, releases: dict, scratch: 
         entry.repairs = [str(r) for r in repairs]
         entry.tampering = any(r.tampering for r in repairs)
         nbformat.write(nb, scratch / "in" / f"{name}.ipynb")
-    # the kernel's folder: its home (its own), the data and reference (copies, read-only)
+    # the kernel's folder: its home (its own), the data and the files reference.json names (copies,
+    # read-only); no reference.json: its values are in the test cells only
     run = scratch / "run"
     (run / "home" / "tmp").mkdir(parents=True)
     (run / "runtime").mkdir()
@@ -222,11 +225,10 @@ def prepare(course: Course, student: str, specs: dict, releases: dict, scratch: 
     (fastai / "archive").mkdir(parents=True)
     shutil.copytree(fastai_data, fastai / "data" / "ml-100k")
     (fastai / "config.ini").write_text("[DEFAULT]\ndata = data\narchive = archive\nstorage = tmp\nmodel = models\n")
-    shutil.copy(reference, run / "reference.json")
     artefacts = [run / name for name in reference_files(reference)]
     for dest in artefacts:  # files reference.json names, found beside it
         shutil.copy(reference.parent / dest.name, dest)
-    for path in [run / "reference.json", *artefacts, fastai / "config.ini", *(fastai / "data" / "ml-100k").iterdir()]:
+    for path in [*artefacts, fastai / "config.ini", *(fastai / "data" / "ml-100k").iterdir()]:
         path.chmod(0o444)
     for path in [fastai / "data" / "ml-100k", fastai / "data"]:
         path.chmod(0o555)
@@ -448,7 +450,8 @@ def _grade(course: Course, found: list[str], workers: int, limits: Limits, refer
         log.info("collabkit grade: gradebook backed up to %s", backup.name)
     if os.geteuid() != 0:
         log.warning("collabkit grade: not running as root, so student code runs as this user with no private "
-                    "mount namespace; it could read the course folder. Grade as root (or in a container) for isolation.")
+                    "mount namespace and with the network; it could read the course folder and reach other machines. "
+                    "Grade as root (or in a container) for isolation.")
 
     top = Path(tempfile.mkdtemp(prefix="collabkit-grade-"))
     os.chmod(top, 0o711)

@@ -9,24 +9,31 @@ the config's `report` file (which only the grader can read):
    folder, the grader's home, other submissions and /tmp vanish), then each `expose_ro`
    path (Python, the installed packages, the kit's package) is bound back read-only and
    each `expose_rw` path (this submission's working folder) read-write;
-2. resource limits: address space, processes, file size, no core files;
-3. no new privileges, then an unprivileged uid/gid of its own (one per grading slot, so one
+2. a network namespace of its own, with only the loopback interface (up): student code reaches
+   no other machine, no name server and nothing listening on the host's 127.0.0.1; the kernel
+   talks to the grader over unix sockets (jupyter's `ipc` transport) in its own folder;
+3. resource limits: address space, processes, file size, no core files;
+4. no new privileges, then an unprivileged uid/gid of its own (one per grading slot, so one
    slot's processes can be counted, limited and killed without touching another's);
-4. death with its parent: if the grading worker dies, the kernel is killed.
+5. death with its parent: if the grading worker dies, the kernel is killed.
 
-Without root, 1 and 3 are impossible; the report says so and grading goes on.
+Without root, 1, 2 and 4 are impossible; the report says so and grading goes on.
 """
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import json
 import os
 import resource
 import signal
+import socket
+import struct
 import sys
 from dataclasses import asdict, dataclass, field
 
-CLONE_NEWNS = 0x00020000
+CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
 LIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": resource.RLIMIT_FSIZE,
@@ -42,6 +49,7 @@ class SandboxConfig:
     env: dict                      # the kernel's whole environment (plus jupyter_client's JPY_ variables)
     report: str | None = None      # where to write what was applied (JSON), opened before anything is hidden
     namespace: bool = True         # a private mount namespace (root only)
+    net_namespace: bool = True     # a network namespace with loopback only (root only; the kernel must use ipc)
     hide: list = field(default_factory=list)         # covered by an empty tmpfs
     private_tmp: list = field(default_factory=list)  # covered by a writable tmpfs of its own
     expose_ro: list = field(default_factory=list)    # bound back read-only
@@ -107,6 +115,14 @@ def isolate_mounts(hide: list[str], private_tmp: list[str], expose_ro: list[str]
             _mount(None, path, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV, "mode=755")
 
 
+def isolate_network() -> None:
+    """A network namespace of this process's own, holding only `lo`, brought up (SIOCSIFFLAGS)."""
+    _check(_libc.unshare(CLONE_NEWNET), "unshare(CLONE_NEWNET)")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, struct.pack("16sH22x", b"lo", 0)))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP | IFF_RUNNING))
+
+
 def _can_run(exe: str, uid: int) -> bool:
     import subprocess
     try:
@@ -120,7 +136,7 @@ def main(argv: list[str]) -> None:
     config_path, sep, *kernel = argv
     assert sep == "--" and kernel, "usage: python -m collabkit.grading.sandbox CONFIG -- KERNEL ARGV"
     cfg = SandboxConfig.read(config_path)
-    report = {"namespace": False, "uid": None, "limits": {}, "warnings": []}
+    report = {"namespace": False, "net_namespace": False, "uid": None, "limits": {}, "warnings": []}
     out = open(cfg.report, "w") if cfg.report else None  # opened before the namespace hides it
     root = os.geteuid() == 0
     if cfg.namespace and root:
@@ -133,6 +149,17 @@ def main(argv: list[str]) -> None:
     elif cfg.namespace:
         report["warnings"].append("not root: no private mount namespace; student code can read "
                                   "whatever the grader's user can read")
+    if cfg.net_namespace and root:
+        try:
+            isolate_network()
+            report["net_namespace"] = True
+        except OSError as err:
+            report["warnings"].append(f"no network namespace ({err}): student code has the network")
+    elif cfg.net_namespace:
+        report["warnings"].append("not root: no network namespace; student code has the network")
+    else:
+        report["warnings"].append("no network namespace was asked for (the kernel's socket path is too long for "
+                                  "unix sockets): student code has the network")
     uid, gid = cfg.uid, cfg.gid
     if root and uid is not None and not report["namespace"] and not _can_run(kernel[0], uid):
         report["warnings"].append(f"uid {uid} cannot run {kernel[0]} without the mount namespace; "

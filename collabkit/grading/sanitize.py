@@ -8,7 +8,10 @@ damaged submission is graded on its honest parts and its record says what was do
 It works against two things the instructor holds:
 - the release notebook (what students received): cell order, metadata, kernelspec;
 - the gradebook's source cells (`CellSpec`): the full source of every read-only cell,
-  hidden tests included, which replaces whatever the student's copy holds.
+  hidden tests included, which replaces whatever the student's copy holds;
+- the reference values (solutions/reference.json), which `inline_reference` writes into the
+  restored test cells, so the kernel needs no reference file or variable that student code,
+  running before the tests, could read.
 """
 from __future__ import annotations
 
@@ -127,6 +130,8 @@ class Context:
     release: nbformat.NotebookNode
     specs: dict[str, CellSpec]
     upgraded: bool = False  # read() upgraded the format (its cell ids are new anyway: no cell_id repair)
+    reference: dict | None = None   # reference.json's values, for inline_reference (None: leave the tests alone)
+    reference_dir: str | None = None  # the kernel's folder holding the files reference.json names
 
     @property
     def released(self) -> dict[str, nbformat.NotebookNode]:
@@ -272,6 +277,30 @@ def reinsert_missing(nb, ctx: Context) -> list[Repair]:
     return out
 
 
+REFERENCE_KEY = re.compile(r"""ck\.reference\(\)\[\s*(["'])(.*?)\1\s*\]""")
+
+
+def inline_reference(nb, ctx: Context) -> list[Repair]:
+    """In graded test cells, `ck.reference()["key"]` becomes the value itself (each test gets only
+    the values it names), `ck.reference()` the whole dict, and `ck.reference_path()` the path
+    whose folder holds the files reference.json names. Not a repair: nothing is recorded."""
+    if ctx.reference is None:
+        return []
+    values = ctx.reference
+    for cell in nb.cells:
+        spec = ctx.specs.get(_grade_id(cell))
+        if spec is None or cell.cell_type != "code" or not spec.grade or spec.solution:
+            continue
+        src = REFERENCE_KEY.sub(lambda m: f"({values[m.group(2)]!r})" if m.group(2) in values
+                                else f"{{}}[{m.group(2)!r}]", cell.source)
+        src = src.replace("ck.reference()", f"({values!r})")
+        if ctx.reference_dir is not None:
+            src = src.replace("ck.reference_path()",
+                              f"__import__('pathlib').Path({ctx.reference_dir!r}, 'reference.json')")
+        cell.source = src
+    return []
+
+
 def fix_cell_ids(nb, ctx: Context) -> list[Repair]:
     """Cell ids are present, valid and unique (nbformat 4.5)."""
     ids: set[str] = set()
@@ -333,21 +362,23 @@ def clear_outputs(nb, ctx: Context) -> list[Repair]:
 
 
 PASSES = [drop_unknown_metadata, drop_duplicates, restore_cell_types, restore_metadata, remove_skip_tags,
-          restore_editability, restore_read_only_source, reinsert_missing, fix_cell_ids, restore_kernelspec,
-          clear_outputs, drop_invalid_metadata]
+          restore_editability, restore_read_only_source, reinsert_missing, inline_reference, fix_cell_ids,
+          restore_kernelspec, clear_outputs, drop_invalid_metadata]
 
 
-def sanitize(nb, release, specs: dict[str, CellSpec], upgraded: bool = False) -> tuple[nbformat.NotebookNode, list[Repair]]:
+def sanitize(nb, release, specs: dict[str, CellSpec], upgraded: bool = False, reference: dict | None = None,
+             reference_dir: str | None = None) -> tuple[nbformat.NotebookNode, list[Repair]]:
     """Return a gradable copy of `nb` and the repairs made, pass by pass (PASSES).
 
     `release` is the notebook students received; `specs` the gradebook's cells by grade id;
-    `upgraded` says read() already upgraded an old format.
+    `upgraded` says read() already upgraded an old format; `reference` (reference.json's values)
+    and `reference_dir` (the kernel's folder with the files it names) go into the test cells.
     """
     # Built without validating: the passes repair what nbformat would refuse or silently renumber.
     work = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "cells": [],
                                "metadata": dict(nb.metadata) if isinstance(nb.get("metadata"), dict) else {}})
     work.cells = [_normalise_cell(c) for c in nb.cells if isinstance(c, dict)]
-    ctx = Context(release, specs, upgraded)
+    ctx = Context(release, specs, upgraded, reference, reference_dir)
     repairs: list[Repair] = []
     for step in PASSES:
         repairs += step(work, ctx)

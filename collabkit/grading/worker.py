@@ -1,7 +1,9 @@
 """Runs in the worker process (one per student, a child of the grading parent): execute notebooks.
 
 `python -m collabkit.grading.worker JOB` reads a `Job`, executes each of its sanitized notebooks
-in a fresh kernel started through sandbox.py (its own uid, mount namespace and limits), and
+in a fresh kernel started through sandbox.py (its own uid, mount and network namespaces, limits),
+talking to it over unix sockets in the submission's run folder (jupyter's `ipc` transport: the
+kernel's network namespace has no route to this process), and
 writes one `NotebookRun` per notebook to `results.json`. It never opens the gradebook or the
 course: the parent (batch.py) does all of that.
 
@@ -117,14 +119,15 @@ def _client_class():
 
 
 def kernel_env(run: Path) -> dict:
-    """The kernel's whole environment: one numeric thread, its own home, the copies of the data and reference."""
+    """The kernel's whole environment: one numeric thread, its own home, the copy of the data (no
+    COLLABKIT_REFERENCE: the reference values are written into the test cells)."""
     home = run / "home"
     threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
                                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
     return dict(threads, PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8",
                 HOME=str(home), IPYTHONDIR=str(home / ".ipython"), MPLCONFIGDIR=str(home / ".matplotlib"),
                 XDG_CACHE_HOME=str(home / ".cache"), TMPDIR=str(home / "tmp"), FASTAI_HOME=str(run / "fastai"),
-                COLLABKIT_REFERENCE=str(run / "reference.json"), NBGRADER_EXECUTION="autograde",
+                NBGRADER_EXECUTION="autograde",
                 PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
 
 
@@ -153,6 +156,22 @@ def sandbox_config(job: Job, nb_name: str) -> SandboxConfig:
                                  "fsize": limits.fsize_mb * 2**20, "core": 0})
 
 
+UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
+
+
+def ipc_prefix(job: Job) -> Path | None:
+    """Where the kernel's unix sockets go (`<prefix>-<n>`): a folder of the kernel's uid inside the
+    run folder, which the kernel's mount namespace shows read-write; None if the path is too long."""
+    folder = job.run / "ipc"
+    prefix = folder / "k"
+    if len(str(prefix)) + len("-65535") > UNIX_PATH_MAX:
+        return None
+    folder.mkdir(mode=0o700, exist_ok=True)
+    if os.geteuid() == 0 and job.uid is not None:
+        os.chown(folder, job.uid, job.uid)  # the kernel (after its uid switch) creates the sockets
+    return prefix
+
+
 def _inside(child: Path, parent: Path) -> bool:
     return child == parent or parent in child.parents
 
@@ -164,10 +183,14 @@ def execute_notebook(job: Job, name: str, src: Path, dest: Path) -> NotebookRun:
     KernelManager, Client = _client_class()
     limits, uid, scratch = job.limits, job.uid, Path(job.scratch)
     cfg = sandbox_config(job, name)
+    ipc = ipc_prefix(job)
+    cfg.net_namespace = ipc is not None  # over tcp the grader could not reach a kernel without the network
     cfg_path = scratch / f"sandbox-{name}.config.json"
     cfg.write(str(cfg_path))
     nb = nbformat.read(src, as_version=4)
     km = KernelManager(kernel_name="python3")
+    if ipc is not None:
+        km.transport, km.ip = "ipc", str(ipc)
     km.sandbox_config = str(cfg_path)
     km.connection_file = str(job.run / "runtime" / f"kernel-{name}.json")
     client = Client(nb, km=km, timeout=int(limits.timeout), interrupt_on_timeout=True, allow_errors=True,
