@@ -155,8 +155,16 @@ def split_problem(learn) -> str | None:
 def predict(learn, frame, bs: int = 4096):
     """Predictions of `learn` for a frame with `user` and `title` columns, through learn's own vocab."""
     dl = learn.dls.test_dl(frame[["user", "title"]].copy(), bs=bs)
-    with learn.no_bar():
-        preds, _ = learn.get_preds(dl=dl)
+    # get_preds starts a fresh record in learn.recorder (the losses plot_loss draws): keep the
+    # student's, so that measuring a model never changes what the notebook shows of it afterwards.
+    rec = getattr(learn, "recorder", None)
+    kept = {k: getattr(rec, k) for k in ("lrs", "iters", "losses", "values", "log", "metric_names") if hasattr(rec, k)}
+    try:
+        with learn.no_bar():
+            preds, _ = learn.get_preds(dl=dl)
+    finally:
+        for k, v in kept.items():
+            setattr(rec, k, v)
     return preds.reshape(-1).float()
 
 
