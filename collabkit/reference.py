@@ -29,8 +29,7 @@ RECORD: dict[str, dict[str, dict[str, str]]] = {
         "tuned_learn": {"tuned_mse": "ck.valid_mse(tuned_learn)"},
     },
     "03_interpretation.ipynb": {
-        "kit_model": {"fast_mse": "ck.valid_mse(learn)",
-                      "fast_model_weights": "ck.save_weights(learn, SOLUTIONS / 'dot_fast.pth')"},
+        "kit_model": {"fast_mse": "ck.valid_mse(learn)"},
         "lowest_bias_titles": {"lowest_bias_titles": "lowest_bias_titles(learn, n=5)"},
         "highest_bias_titles": {"highest_bias_titles": "highest_bias_titles(learn, n=5)"},
         "most_similar": {"most_similar_star_wars": "most_similar(learn, 'Star Wars (1977)', n=5)"},
