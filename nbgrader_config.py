@@ -4,6 +4,7 @@ The assignment's own settings (students' stubs, cell timeouts, what a release le
 from `collabkit.course.kit_config()`; `collabkit release` and `collabkit grade` apply them
 themselves, and merging them here makes nbgrader's own commands and formgrader agree.
 """
+
 from pathlib import Path
 
 from collabkit.course import kit_config

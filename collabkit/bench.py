@@ -5,6 +5,7 @@ Every figure is a median over repetitions, measured in this one run, so the base
 the kit share the machine's state. The core count and load average at the start are
 recorded so that a noisy run can be recognised.
 """
+
 from __future__ import annotations
 
 import json
@@ -32,9 +33,16 @@ MODEL_CELLS = {  # the cells that train, and the reference key holding their val
 
 def machine() -> dict:
     import torch
-    return {"cores": os.cpu_count(), "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
-            "platform": platform.platform(), "processor": _cpu_model(), "python": platform.python_version(),
-            "torch": torch.__version__, "cuda": torch.cuda.is_available()}
+
+    return {
+        "cores": os.cpu_count(),
+        "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda": torch.cuda.is_available(),
+    }
 
 
 def _cpu_model() -> str:
@@ -53,6 +61,7 @@ class PeakRSS:
 
     def __init__(self):
         import psutil
+
         self.me = psutil.Process()
         self.peak = self.peak_total = 0
         self._stop = threading.Event()
@@ -60,6 +69,7 @@ class PeakRSS:
 
     def _run(self):
         import psutil
+
         while not self._stop.wait(0.2):
             try:
                 total = 0
@@ -88,6 +98,7 @@ def _execute_one(path: str) -> dict:
     import resource
 
     from .reference import execute
+
     with tempfile.TemporaryDirectory() as tmp:
         cells: dict = {}
         wall = execute(Path(path), Path(tmp), Path(tmp) / "reference.json", {}, cell_times=cells)
@@ -101,31 +112,47 @@ def time_notebooks(course: Course, names: list[str], reps: int) -> dict:
     for name in names:
         runs = []
         for _ in range(reps):
-            code = f"import json, collabkit.bench as b; print(json.dumps(b._execute_one({str(course.source / name)!r})))"
+            code = (
+                f"import json, collabkit.bench as b; print(json.dumps(b._execute_one({str(course.source / name)!r})))"
+            )
             run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
             if run.returncode != 0:
                 raise KitError(f"{name} failed to execute:\n{run.stderr[-2000:]}")
             runs.append(json.loads(run.stdout.strip().splitlines()[-1]))
         cells = {gid: statistics.median(r["cells"][gid] for r in runs) for gid in runs[0]["cells"]}
-        out[name] = {"wall_s": statistics.median(r["wall_s"] for r in runs),
-                     "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
-                     "runs": len(runs), "cells": cells}
+        out[name] = {
+            "wall_s": statistics.median(r["wall_s"] for r in runs),
+            "peak_rss_mb": statistics.median(r["peak_rss_mb"] for r in runs),
+            "runs": len(runs),
+            "cells": cells,
+        }
         print(f"  {name}: {out[name]['wall_s']:.1f} s, {out[name]['peak_rss_mb']:.0f} MB", flush=True)
     return out
 
 
 def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) -> dict:
     """Grade `students` in the throwaway `course` one way; wall time and peak RSS of the grading processes."""
-    env = tool_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(reference),
-                   COLLABKIT_STOCK_AUTOGRADE="1")  # the baseline: stock autograde, which the kit's settings refuse
+    env = tool_env(
+        OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(reference), COLLABKIT_STOCK_AUTOGRADE="1"
+    )  # the baseline: stock autograde, which the kit's settings refuse
     if mode == "nbgrader":
         cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
         if len(students) == 1:  # nbgrader takes one --student; without it, it grades everyone submitted
             cmd.append(f"--student={students[0]}")
     else:
         workers = mode.split("=")[1]
-        cmd = [sys.executable, "-m", "collabkit", "grade", ASSIGNMENT, "--root", str(course),
-               "--workers", workers, *[f"--student={s}" for s in students]]
+        cmd = [
+            sys.executable,
+            "-m",
+            "collabkit",
+            "grade",
+            ASSIGNMENT,
+            "--root",
+            str(course),
+            "--workers",
+            workers,
+            *[f"--student={s}" for s in students],
+        ]
     start = time.perf_counter()
     with PeakRSS() as rss:
         run = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
@@ -137,6 +164,7 @@ def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) 
 
 def time_grading(home: Course, names: list[str], n: int, reps: int, workers: list[int]) -> dict:
     from .samples import make_course, place, submission
+
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="collabkit-bench-") as tmp:
         course = make_course(Path(tmp) / "course", home.root)
@@ -147,15 +175,22 @@ def time_grading(home: Course, names: list[str], n: int, reps: int, workers: lis
         for s in students:
             place(course, s, solved)
         one = [_grade_batch("collabkit --workers=1", course, home.reference, students[:1]) for _ in range(reps)]
-        results["one_submission"] = {"wall_s": statistics.median(r["wall_s"] for r in one),
-                                     "peak_rss_mb": max(r["peak_rss_mb"] for r in one), "runs": reps}
+        results["one_submission"] = {
+            "wall_s": statistics.median(r["wall_s"] for r in one),
+            "peak_rss_mb": max(r["peak_rss_mb"] for r in one),
+            "runs": reps,
+        }
         print(f"  one submission: {results['one_submission']['wall_s']:.1f} s", flush=True)
         for mode in ["nbgrader", *[f"collabkit --workers={w}" for w in workers]]:
             runs = [_grade_batch(mode, course, home.reference, students)]  # once: the batch already spans n submissions
             wall = runs[0]["wall_s"]
-            results[mode] = {"wall_s": wall, "per_minute": 60 * n / wall, "runs": 1,
-                             "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-                             "peak_total_mb": max(r["peak_total_mb"] for r in runs)}
+            results[mode] = {
+                "wall_s": wall,
+                "per_minute": 60 * n / wall,
+                "runs": 1,
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
+                "peak_total_mb": max(r["peak_total_mb"] for r in runs),
+            }
             print(f"  {mode}: {n} submissions in {wall:.1f} s", flush=True)
         base = results["nbgrader"]["wall_s"]
         for mode in results:
@@ -180,8 +215,7 @@ def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = Fals
     result["models"] = {}
     for label, (nb, gid, key) in MODEL_CELLS.items():
         if nb in result["notebooks"] and gid in result["notebooks"][nb]["cells"]:
-            result["models"][label] = {"fit_s": result["notebooks"][nb]["cells"][gid],
-                                       "valid_mse": reference.get(key)}
+            result["models"][label] = {"fit_s": result["notebooks"][nb]["cells"][gid], "valid_mse": reference.get(key)}
     print("grading:", flush=True)
     result["grading"] = time_grading(course, names, n, reps, workers=[1, 2])
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -192,22 +226,35 @@ def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = Fals
 
 def table(r: dict) -> str:
     m = r["machine"]
-    lines = [f"Measured {r['when']} on {m['cores']} cores ({m['processor']}), load average at start "
-             f"{m['loadavg_at_start']}, torch {m['torch']}{' (quick mode)' if r['quick'] else ''}.", "",
-             "| solution notebook | wall (median) | kernel peak RSS |", "| --- | ---: | ---: |"]
+    lines = [
+        f"Measured {r['when']} on {m['cores']} cores ({m['processor']}), load average at start "
+        f"{m['loadavg_at_start']}, torch {m['torch']}{' (quick mode)' if r['quick'] else ''}.",
+        "",
+        "| solution notebook | wall (median) | kernel peak RSS |",
+        "| --- | ---: | ---: |",
+    ]
     for name, v in r["notebooks"].items():
         lines.append(f"| {name} | {v['wall_s']:.1f} s | {v['peak_rss_mb']:.0f} MB |")
-    lines += [f"| **total** | **{r['notebooks_total_s']:.1f} s** | |", "",
-              "| model (training cell) | fit time | validation MSE |", "| --- | ---: | ---: |"]
+    lines += [
+        f"| **total** | **{r['notebooks_total_s']:.1f} s** | |",
+        "",
+        "| model (training cell) | fit time | validation MSE |",
+        "| --- | ---: | ---: |",
+    ]
     for label, v in r["models"].items():
         mse = f"{v['valid_mse']:.4f}" if v["valid_mse"] is not None else "n/a"
         lines.append(f"| {label} | {v['fit_s']:.1f} s | {mse} |")
     g = r["grading"]
-    lines += ["", f"| grading {g['n']} copies of the solution | wall | submissions/min | vs nbgrader | peak RSS, one process | peak RSS, all |",
-              "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [
+        "",
+        f"| grading {g['n']} copies of the solution | wall | submissions/min | vs nbgrader | peak RSS, one process | peak RSS, all |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
     for mode in [k for k in g if k not in ("n", "one_submission")]:
         v = g[mode]
         ratio = f"{v['speedup_vs_nbgrader']:.2f}x" if "speedup_vs_nbgrader" in v else "1.00x (baseline)"
-        lines.append(f"| {mode} | {v['wall_s']:.1f} s | {v['per_minute']:.2f} | {ratio} | {v['peak_rss_mb']:.0f} MB | {v['peak_total_mb']:.0f} MB |")
+        lines.append(
+            f"| {mode} | {v['wall_s']:.1f} s | {v['per_minute']:.2f} | {ratio} | {v['peak_rss_mb']:.0f} MB | {v['peak_total_mb']:.0f} MB |"
+        )
     lines.append(f"| one submission, kernel start to grades written | {g['one_submission']['wall_s']:.1f} s | | | | |")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 As in nbgrader, the course is the folder you stand in (or `--root DIR`): every command reads
 its nbgrader_config.py and works on its `collab_filtering` assignment.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,18 +21,21 @@ log = logging.getLogger("collabkit")
 
 def cmd_data(args) -> int:
     from .data import ensure_movielens
+
     print(ensure_movielens())
     return 0
 
 
 def cmd_release(args) -> int:
     from .release import release
+
     print(release(Course.open(args.root)))
     return 0
 
 
 def cmd_reference(args) -> int:
     from .reference import build_reference
+
     values = build_reference(Course.open(args.root))
     print(json.dumps(values, indent=2, sort_keys=True))
     return 0
@@ -39,19 +43,34 @@ def cmd_reference(args) -> int:
 
 def cmd_bench(args) -> int:
     from .bench import run
+
     course = Course.open(args.root)
-    run(course, n=args.n, reps=args.reps, quick=args.quick,
-        out=Path(args.out) if args.out else course.root / "bench" / "results.json")
+    run(
+        course,
+        n=args.n,
+        reps=args.reps,
+        quick=args.quick,
+        out=Path(args.out) if args.out else course.root / "bench" / "results.json",
+    )
     return 0
 
 
 def cmd_grade(args) -> int:
     from .grading.batch import grade
     from .grading.records import STATUS_MEANING, Limits, Status
+
     course = Course.open(args.root, args.assignment)
-    limits = Limits(**{k: v for k, v in dict(timeout=args.timeout, notebook_timeout=args.notebook_timeout,
-                                             memory_mb=args.memory_mb).items() if v is not None})
+    limits = Limits(
+        **{
+            k: v
+            for k, v in dict(
+                timeout=args.timeout, notebook_timeout=args.notebook_timeout, memory_mb=args.memory_mb
+            ).items()
+            if v is not None
+        }
+    )
     from .regrade import report, snapshot
+
     before = snapshot(course, args.student)  # the regrade diff
     records = grade(course, students=args.student, workers=args.workers, limits=limits, resume=args.resume)
     report(course, before, records)
@@ -65,6 +84,7 @@ def cmd_grade(args) -> int:
 
 def cmd_feedback(args) -> int:
     from .feedback import refresh_feedback
+
     course = Course.open(args.root, args.assignment)
     done = refresh_feedback(course, students=args.student)
     print(f"collabkit feedback: wrote feedback for {len(done)} students in {course.feedback('*').parent.parent}")
@@ -73,6 +93,7 @@ def cmd_feedback(args) -> int:
 
 def cmd_export(args) -> int:
     from .export import export
+
     for path in export(Course.open(args.root, args.assignment)):
         print(path)
     if args.roster or args.format:  # issue 11: grades into the LMS
@@ -82,17 +103,25 @@ def cmd_export(args) -> int:
 
 def export_lms_from_args(args) -> Path:
     from .lms import export_lms
+
     if not (args.roster and args.format):
         raise KitError("--roster and --format go together: --roster ROSTER.csv --format canvas|moodle")
     course = Course.open(args.root, args.assignment)
-    return export_lms(course.exports, Path(args.roster), args.format, title=args.assignment_title or course.assignment,
-                      assignment_id=args.canvas_assignment_id, identifier=args.moodle_id,
-                      missing_as_zero=args.missing_as_zero,
-                      warn=lambda msg: print(f"collabkit export: {msg}", file=sys.stderr))
+    return export_lms(
+        course.exports,
+        Path(args.roster),
+        args.format,
+        title=args.assignment_title or course.assignment,
+        assignment_id=args.canvas_assignment_id,
+        identifier=args.moodle_id,
+        missing_as_zero=args.missing_as_zero,
+        warn=lambda msg: print(f"collabkit export: {msg}", file=sys.stderr),
+    )
 
 
 def cmd_handout(args) -> int:
     from .handout import handout
+
     dist = handout(Course.open(args.root))
     for path in sorted(dist.iterdir()):
         print(path)
@@ -101,17 +130,20 @@ def cmd_handout(args) -> int:
 
 def cmd_serve(args) -> int:
     from .serve import serve
+
     return serve(Course.open(args.root), port=args.port)
 
 
 def cmd_demo(args) -> int:
     from .demo import demo
+
     return demo(Course.open(args.root), workers=args.workers)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="collabkit", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="collabkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, func, help: str, assignment: bool = False, course: bool = True):
@@ -123,38 +155,80 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--root", help="the course folder (default: the working directory)")
         return p
 
-    command("data", cmd_data, "make untar_data(URLs.ML_100k) work offline (fills $FASTAI_HOME/data/ml-100k)", course=False)
+    command(
+        "data", cmd_data, "make untar_data(URLs.ML_100k) work offline (fills $FASTAI_HOME/data/ml-100k)", course=False
+    )
     command("release", cmd_release, "generate the student notebooks into release/ (nbgrader generate_assignment)")
     command("reference", cmd_reference, "execute the solutions into solutions/ and write solutions/reference.json")
-    p = command("bench", cmd_bench, "time the solution notebooks and grading (vs plain nbgrader); writes bench/results.json")
+    p = command(
+        "bench", cmd_bench, "time the solution notebooks and grading (vs plain nbgrader); writes bench/results.json"
+    )
     p.add_argument("--n", type=int, default=8, help="submissions in the graded batch (default 8)")
-    p.add_argument("--reps", type=int, default=3, help="repetitions of each notebook and of the single autograde; medians are reported (default 3)")
+    p.add_argument(
+        "--reps",
+        type=int,
+        default=3,
+        help="repetitions of each notebook and of the single autograde; medians are reported (default 3)",
+    )
     p.add_argument("--quick", action="store_true", help="one notebook, 2 submissions, once: checks that it runs")
     p.add_argument("--out", help="where to write the figures (default: bench/results.json in the course)")
-    p = command("grade", cmd_grade, "autograde submitted/ (isolated, parallel); writes autograded/, feedback/, exports/", assignment=True)
+    p = command(
+        "grade",
+        cmd_grade,
+        "autograde submitted/ (isolated, parallel); writes autograded/, feedback/, exports/",
+        assignment=True,
+    )
     p.add_argument("--student", action="append", help="grade only this student (repeatable); others are untouched")
     p.add_argument("--workers", type=int, default=2, help="submissions graded at once, one thread each (default 2)")
-    p.add_argument("--resume", action="store_true",
-                   help="grade only students never finished (no grading.json, or grader_error) or whose submission changed")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="grade only students never finished (no grading.json, or grader_error) or whose submission changed",
+    )
     p.add_argument("--timeout", type=float, help="seconds per cell (default: Execute.timeout in nbgrader_config.py)")
     p.add_argument("--notebook-timeout", type=float, help="wall-clock seconds per notebook (default 900)")
     p.add_argument("--memory-mb", type=int, help="address-space limit per kernel in MB (default 6144)")
-    p = command("feedback", cmd_feedback, "render feedback again from the gradebook (after hand-grading); runs no student code", assignment=True)
+    p = command(
+        "feedback",
+        cmd_feedback,
+        "render feedback again from the gradebook (after hand-grading); runs no student code",
+        assignment=True,
+    )
     p.add_argument("--student", action="append", help="only this student (repeatable)")
-    p = command("export", cmd_export, "write exports/grades.csv and exports/grades_by_cell.csv from the gradebook", assignment=True)
-    p.add_argument("--roster", help="a CSV with student_id plus the LMS's columns (name, lms_id, sis_user_id, "
-                   "sis_login_id, section, email, idnumber); with --format, also write exports/<format>.csv")
+    p = command(
+        "export",
+        cmd_export,
+        "write exports/grades.csv and exports/grades_by_cell.csv from the gradebook",
+        assignment=True,
+    )
+    p.add_argument(
+        "--roster",
+        help="a CSV with student_id plus the LMS's columns (name, lms_id, sis_user_id, "
+        "sis_login_id, section, email, idnumber); with --format, also write exports/<format>.csv",
+    )
     p.add_argument("--format", choices=["canvas", "moodle"], help="the LMS import layout to write")
-    p.add_argument("--missing-as-zero", action="store_true", help="a roster student with no submission gets 0, not a blank")
+    p.add_argument(
+        "--missing-as-zero", action="store_true", help="a roster student with no submission gets 0, not a blank"
+    )
     p.add_argument("--canvas-assignment-id", help="Canvas's id of the assignment (the grade column is 'TITLE (ID)')")
     p.add_argument("--assignment-title", help="the grade column's title (default: the assignment's name)")
-    p.add_argument("--moodle-id", choices=["email", "idnumber"], default="email",
-                   help="the roster column Moodle matches students by (default email)")
-    command("handout", cmd_handout, "write dist/ for students: the release as a zip, a wheel of what the notebooks "
-            "import, requirements.txt, STUDENTS.md (refused if anything instructor-only is in it)")
+    p.add_argument(
+        "--moodle-id",
+        choices=["email", "idnumber"],
+        default="email",
+        help="the roster column Moodle matches students by (default email)",
+    )
+    command(
+        "handout",
+        cmd_handout,
+        "write dist/ for students: the release as a zip, a wheel of what the notebooks "
+        "import, requirements.txt, STUDENTS.md (refused if anything instructor-only is in it)",
+    )
     p = command("serve", cmd_serve, "Jupyter with formgrader for the course on 127.0.0.1; prints its URL and token")
     p.add_argument("--port", type=int, help="the port (default: a free one)")
-    p = command("demo", cmd_demo, "release into .demo/ of the course, grade four sample students there, print the grades")
+    p = command(
+        "demo", cmd_demo, "release into .demo/ of the course, grade four sample students there, print the grades"
+    )
     p.add_argument("--workers", type=int, default=2)
     return parser
 

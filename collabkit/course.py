@@ -5,6 +5,7 @@ in it as `source/<assignment>/`, `release/<assignment>/` and `solutions/`. `Cour
 path the kit reads or writes there, so no other module works one out for itself, and the one
 environment nbgrader's own tools need. It never changes `os.environ`.
 """
+
 from __future__ import annotations
 
 import os
@@ -29,10 +30,11 @@ def kit_config():
     assignment adds them to its nbgrader_config.py: `c.merge(kit_config())`.
     """
     from traitlets.config import Config
+
     c = Config()
     # Students' stubs: the docstring above each stub says what to write.
     c.ClearSolutions.code_stub = {
-        "python": "# YOUR CODE HERE\nraise NotImplementedError(\"Write your answer here, as the text above describes.\")"
+        "python": '# YOUR CODE HERE\nraise NotImplementedError("Write your answer here, as the text above describes.")'
     }
     c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
     # One cell may train a model for up to a minute on a laptop; nbgrader reads Execute.timeout
@@ -55,6 +57,7 @@ def kit_config():
     from nbgrader.preprocessors import GetGrades
 
     from .nbgrader_feedback import StudentView
+
     c.GenerateFeedback.preprocessors = [GetGrades, StudentView, CSSHTMLHeaderPreprocessor]
     return c
 
@@ -92,18 +95,23 @@ class Course:
     def open(cls, root: str | Path | None = None, assignment: str = ASSIGNMENT) -> "Course":
         """The course at `root` (default: the working directory), with its nbgrader_config.py read."""
         from traitlets.config.loader import PyFileConfigLoader
+
         root = Path(root if root is not None else os.getcwd()).resolve()
         if not (root / "nbgrader_config.py").is_file():
-            raise CourseError(f"{root} is not an nbgrader course: it has no nbgrader_config.py "
-                              "(run collabkit in the course folder, or pass --root)")
+            raise CourseError(
+                f"{root} is not an nbgrader course: it has no nbgrader_config.py "
+                "(run collabkit in the course folder, or pass --root)"
+            )
         try:
             cfg = PyFileConfigLoader("nbgrader_config.py", path=str(root)).load_config()
         except Exception as err:  # noqa: BLE001  the instructor's own Python file
             raise CourseError(f"{root / 'nbgrader_config.py'} could not be read: {type(err).__name__}: {err}") from err
         course = cls(root, assignment, cfg)
         if not course.source.is_dir():
-            raise CourseError(f"{root} has no {course.source.relative_to(root)}/: copy the assignment's source/ "
-                              "into the course (see README, 'Adding the assignment to a course')")
+            raise CourseError(
+                f"{root} has no {course.source.relative_to(root)}/: copy the assignment's source/ "
+                "into the course (see README, 'Adding the assignment to a course')"
+            )
         return course
 
     # ---------------------------------------------------------------- nbgrader's view
@@ -111,6 +119,7 @@ class Course:
     def coursedir(self):
         """nbgrader's CourseDirectory for this course (a fresh one: it is mutable)."""
         from nbgrader.coursedir import CourseDirectory
+
         coursedir = CourseDirectory(config=self.config)
         coursedir.root = str(self.root)
         return coursedir
@@ -118,6 +127,7 @@ class Course:
     def nbgrader_config(self):
         """The course's config with the kit's settings on top (for the kit's own nbgrader runs)."""
         import copy
+
         cfg = copy.deepcopy(self.config)  # merge() shares sub-configs: never change the course's own
         cfg.merge(kit_config())
         if "timeout" in self.config.get("Execute", {}):  # a course's own cell timeout wins
@@ -134,7 +144,7 @@ class Course:
         url = self.db_url
         if not url.startswith("sqlite:///"):
             raise CourseError(f"the kit needs a sqlite gradebook, and this course's db_url is {url}")
-        return Path(url[len("sqlite:///"):])
+        return Path(url[len("sqlite:///") :])
 
     def _step(self, step: str, student: str = ".") -> Path:
         cd = self.coursedir

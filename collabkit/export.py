@@ -7,6 +7,7 @@ grades included); statuses and notes come from each student's grading.json. Both
 so two runs can be diffed, and written to a temporary file then renamed; they are rebuilt whole
 from the gradebook under the course's gradebook lock, so two grading runs never interleave them.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,12 +24,14 @@ NOT_GRADED = "not_graded_by_collabkit"  # in the gradebook (e.g. stock nbgrader 
 def export(course: Course) -> tuple[Path, Path]:
     """Write exports/grades.csv and exports/grades_by_cell.csv; return their paths."""
     from .grading.slots import gradebook_lock
+
     with gradebook_lock(course.locks / "gradebook.lock"):  # one run's rows at a time, read and written whole
         return _export(course)
 
 
 def _export(course: Course) -> tuple[Path, Path]:
     from nbgrader.api import Gradebook, MissingEntry
+
     assignment = course.assignment
     if not course.gradebook.exists():
         raise KitError(f"{course.gradebook} is missing: run `collabkit release` first")
@@ -52,16 +55,45 @@ def _export(course: Course) -> tuple[Path, Path]:
                     if g.manual_score is not None:
                         status = CellStatus.MANUALLY_GRADED
                     waiting += g.needs_manual_grade and g.manual_score is None
-                    cells.append([sid, nb.name, g.name, _num(g.score if g.score is not None else 0),
-                                  _num(g.max_score), str(status)])
-            notes = "; ".join(record.notes + [
-                f"{n}: {r}" for n, e in sorted(record.notebooks.items())
-                for r in e.repairs + e.events + ([e.error] if e.error and e.status != "crashed" else [])]) if record else ""
-            students.append([sid, str(record.status) if record else NOT_GRADED, _num(sub.score), _num(sub.max_score),
-                             waiting, notes, _num(sub.late_submission_penalty)])
+                    cells.append(
+                        [
+                            sid,
+                            nb.name,
+                            g.name,
+                            _num(g.score if g.score is not None else 0),
+                            _num(g.max_score),
+                            str(status),
+                        ]
+                    )
+            notes = (
+                "; ".join(
+                    record.notes
+                    + [
+                        f"{n}: {r}"
+                        for n, e in sorted(record.notebooks.items())
+                        for r in e.repairs + e.events + ([e.error] if e.error and e.status != "crashed" else [])
+                    ]
+                )
+                if record
+                else ""
+            )
+            students.append(
+                [
+                    sid,
+                    str(record.status) if record else NOT_GRADED,
+                    _num(sub.score),
+                    _num(sub.max_score),
+                    waiting,
+                    notes,
+                    _num(sub.late_submission_penalty),
+                ]
+            )
     grades, by_cell = out / "grades.csv", out / "grades_by_cell.csv"
-    _write_csv(grades, ["student_id", "status", "score", "max_score", "cells_awaiting_hand_grading", "notes",
-                        "late_penalty"], students)
+    _write_csv(
+        grades,
+        ["student_id", "status", "score", "max_score", "cells_awaiting_hand_grading", "notes", "late_penalty"],
+        students,
+    )
     _write_csv(by_cell, ["student_id", "notebook", "grade_id", "score", "max_score", "status"], cells)
     return grades, by_cell
 

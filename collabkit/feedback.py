@@ -13,6 +13,7 @@ says how the submission was graded and what had to be repaired.
 There the two redaction steps get no test ids or hidden lines: they read them themselves from
 the gradebook and the release named by `resources['nbgrader']`.
 """
+
 from __future__ import annotations
 
 import os
@@ -32,6 +33,7 @@ REDACTED = "[hidden test]"
 
 def _templates() -> Config:
     import nbgrader
+
     base = os.path.join(os.path.dirname(nbgrader.__file__), "server_extensions", "formgrader")
     c = Config()
     c.HTMLExporter.template_name = "feedback"
@@ -55,6 +57,7 @@ def assignment_facts(preprocessor: Preprocessor, resources: dict) -> tuple[list[
 
     from .grading.batch import load_specs
     from .grading.sanitize import hidden_lines
+
     info = resources.get("nbgrader") or {}
     if not all(info.get(k) for k in ("db_url", "assignment", "notebook")):
         return [], set()
@@ -75,6 +78,7 @@ class StripTestTracebacks(Preprocessor):
     """A test cell's error shows only its last line (`AssertionError: expected ..., got ...`):
     its traceback would quote the hidden test line by line. With no `test_ids` (in nbgrader's
     own feedback chain) it finds them from `resources['nbgrader']`."""
+
     test_ids = Set(help="grade ids of the autograded test cells").tag(config=True)
     enabled = Bool(True, help="on in nbgrader's chains, as nbgrader's own preprocessors are").tag(config=True)
 
@@ -94,6 +98,7 @@ class RedactHiddenLines(Preprocessor):
     """Any hidden-test line that still shows in an output (a student's function could print its
     caller's source) becomes `[hidden test]`. With no `hidden` lines (in nbgrader's own feedback
     chain) it finds them from `resources['nbgrader']`."""
+
     hidden = List(help="lines of hidden-test source, longest first").tag(config=True)
     enabled = Bool(True, help="on in nbgrader's chains, as nbgrader's own preprocessors are").tag(config=True)
 
@@ -118,8 +123,12 @@ class RedactHiddenLines(Preprocessor):
 
 def student_view(nb, hidden: list[str], test_ids: set[str]):
     """Strip hidden tests, mark schemes and tracebacks through tests from an autograded notebook."""
-    for step in (ClearHiddenTests(enforce_metadata=False), ClearMarkScheme(enforce_metadata=False),
-                 StripTestTracebacks(test_ids=set(test_ids)), RedactHiddenLines(hidden=list(hidden))):
+    for step in (
+        ClearHiddenTests(enforce_metadata=False),
+        ClearMarkScheme(enforce_metadata=False),
+        StripTestTracebacks(test_ids=set(test_ids)),
+        RedactHiddenLines(hidden=list(hidden)),
+    ):
         nb, _ = step.preprocess(nb, {})
     return nb
 
@@ -131,6 +140,7 @@ def own_hidden_lines(nb) -> list[str]:
     from types import SimpleNamespace
 
     from .grading.sanitize import hidden_lines
+
     meta = lambda c: c.metadata.get("nbgrader", {})
     tests = {meta(c).get("grade_id") for c in nb.cells if meta(c).get("grade") and not meta(c).get("solution")}
     specs = {i: SimpleNamespace(source=c.source) for i, c in enumerate(nb.cells) if meta(c).get("grade_id") in tests}
@@ -162,15 +172,17 @@ def feedback_note(entry: NotebookResult | None) -> str | None:
     return "\n".join(lines) if lines else None
 
 
-def write_feedback(course: Course, student: str, notebooks: dict, entries: dict[str, NotebookResult],
-                   specs: dict, hidden: dict) -> None:
+def write_feedback(
+    course: Course, student: str, notebooks: dict, entries: dict[str, NotebookResult], specs: dict, hidden: dict
+) -> None:
     """feedback/<student>/<assignment>/<notebook>.html, with the gradebook's current scores."""
     fb_dir = course.feedback(student)
     fb_dir.mkdir(parents=True, exist_ok=True)
     for name, nb in notebooks.items():
         tests = {gid for gid, s in specs[name].items() if s.grade and not s.solution}
-        resources = {"nbgrader": {"notebook": name, "assignment": course.assignment, "student": student,
-                                  "db_url": course.db_url}}
+        resources = {
+            "nbgrader": {"notebook": name, "assignment": course.assignment, "student": student, "db_url": course.db_url}
+        }
         html = render(nb, resources, hidden[name], tests, feedback_note(entries.get(name)))
         (fb_dir / f"{name}.html").write_text(html)
 
@@ -180,6 +192,7 @@ def refresh_feedback(course: Course, students: list[str] | None = None) -> list[
 
     Returns the students whose feedback was written; runs no student code."""
     from .grading.batch import load_assignment
+
     specs, _, hidden = load_assignment(course)
     done = []
     for student in course.graded_students():
@@ -187,8 +200,11 @@ def refresh_feedback(course: Course, students: list[str] | None = None) -> list[
             continue
         folder = course.autograded(student)
         record = StudentRecord.read(folder / "grading.json")
-        notebooks = {name: nbformat.read(folder / f"{name}.ipynb", as_version=4)
-                     for name in specs if (folder / f"{name}.ipynb").exists()}
+        notebooks = {
+            name: nbformat.read(folder / f"{name}.ipynb", as_version=4)
+            for name in specs
+            if (folder / f"{name}.ipynb").exists()
+        }
         write_feedback(course, student, notebooks, record.notebooks, specs, hidden)
         done.append(student)
     return done

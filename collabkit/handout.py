@@ -13,6 +13,7 @@ the zip and the wheel) for instructor-only content: nbgrader's solution, hidden-
 mark-scheme markers, any line of the source's solutions, hidden tests or mark schemes,
 `reference.json`, `source/` or `solutions/` paths. A bundle that leaks is not written.
 """
+
 from __future__ import annotations
 
 import ast
@@ -33,12 +34,32 @@ from .errors import KitError
 STUDENT_MODULES = ["__init__.py", "nb.py", "quiet.py", "data.py", "errors.py", "student.py"]
 # The packages a student's Jupyter needs to run the notebooks; their pins come from the
 # course's requirements.txt, so the two never disagree.
-STUDENT_PACKAGES = ["torch", "torchvision", "fastai", "fastcore", "fastprogress", "pandas", "numpy",
-                    "pyarrow", "matplotlib", "notebook", "ipykernel"]
-MARKERS = ["BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-           "BEGIN MARK SCHEME", "END MARK SCHEME"]
-REGIONS = [("BEGIN SOLUTION", "END SOLUTION"), ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"),
-           ("BEGIN MARK SCHEME", "END MARK SCHEME")]
+STUDENT_PACKAGES = [
+    "torch",
+    "torchvision",
+    "fastai",
+    "fastcore",
+    "fastprogress",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "matplotlib",
+    "notebook",
+    "ipykernel",
+]
+MARKERS = [
+    "BEGIN SOLUTION",
+    "END SOLUTION",
+    "BEGIN HIDDEN TESTS",
+    "END HIDDEN TESTS",
+    "BEGIN MARK SCHEME",
+    "END MARK SCHEME",
+]
+REGIONS = [
+    ("BEGIN SOLUTION", "END SOLUTION"),
+    ("BEGIN HIDDEN TESTS", "END HIDDEN TESTS"),
+    ("BEGIN MARK SCHEME", "END MARK SCHEME"),
+]
 MIN_LINE = 25  # shorter secret lines ("return out") are too common to mean a leak
 
 STUDENTS_MD = """\
@@ -71,6 +92,7 @@ wheel into the Python that Jupyter's kernel uses.
 
 def _version() -> str:
     from importlib.metadata import version
+
     return version("collabkit")
 
 
@@ -94,6 +116,7 @@ def secret_lines(source: Path) -> set[str]:
     line it asks for) or in the kit's modules the wheel ships (a hidden test may reuse a line of
     `collabkit.nb`)."""
     import nbformat
+
     secret, shown = [], []
     for path in sorted(source.glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
@@ -185,10 +208,26 @@ def build_wheel(out: Path, version: str) -> Path:
             f'[project]\nname = "collabkit"\nversion = "{version}"\nrequires-python = ">=3.11,<3.12"\n'
             'description = "What the collab_filtering notebooks import (students\' copy)."\n\n'
             '[project.scripts]\ncollabkit = "collabkit.student:main"\n\n'
-            '[tool.setuptools]\npackages = ["collabkit"]\n')
-        run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                              "--disable-pip-version-check", "-w", str(stage / "wheel"), str(stage)],
-                             capture_output=True, text=True, cwd=stage)
+            '[tool.setuptools]\npackages = ["collabkit"]\n'
+        )
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-build-isolation",
+                "--disable-pip-version-check",
+                "-w",
+                str(stage / "wheel"),
+                str(stage),
+            ],
+            capture_output=True,
+            text=True,
+            cwd=stage,
+        )
         wheels = list((stage / "wheel").glob("collabkit-*.whl"))
         if run.returncode != 0 or len(wheels) != 1:
             raise KitError(f"building the students' wheel failed: {(run.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -204,8 +243,9 @@ def student_requirements(requirements: Path) -> str:
     missing = [p for p in STUDENT_PACKAGES if p not in pins]
     if missing:
         raise KitError(f"{requirements} pins none of {', '.join(missing)}, which the students' notebooks need")
-    return "# What the notebooks need (pins copied from the course's requirements.txt).\n" + \
-        "".join(pins[p] + "\n" for p in STUDENT_PACKAGES)
+    return "# What the notebooks need (pins copied from the course's requirements.txt).\n" + "".join(
+        pins[p] + "\n" for p in STUDENT_PACKAGES
+    )
 
 
 def handout(course: Course, requirements: Path | None = None) -> Path:
@@ -232,11 +272,15 @@ def handout(course: Course, requirements: Path | None = None) -> Path:
                 z.write(path, f"{course.assignment}/{rel.as_posix()}")
         wheel = build_wheel(tmp, _version())
         (tmp / "requirements.txt").write_text(student_requirements(requirements))
-        (tmp / "STUDENTS.md").write_text(STUDENTS_MD.format(assignment=course.assignment, wheel=wheel.name, zip=zip_name))
+        (tmp / "STUDENTS.md").write_text(
+            STUDENTS_MD.format(assignment=course.assignment, wheel=wheel.name, zip=zip_name)
+        )
         found = leaks(tmp, secret_lines(course.source))
         if found:
-            raise KitError(f"the handout would leak instructor-only content, so dist/ was not written: {found[0]}"
-                           + (f" (and {len(found) - 1} more)" if len(found) > 1 else ""))
+            raise KitError(
+                f"the handout would leak instructor-only content, so dist/ was not written: {found[0]}"
+                + (f" (and {len(found) - 1} more)" if len(found) > 1 else "")
+            )
         shutil.rmtree(dist, ignore_errors=True)
         tmp.rename(dist)
     finally:

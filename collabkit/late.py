@@ -11,6 +11,7 @@ records lateness but takes nothing, or this module's `PercentPerDay`) and stores
 gradebook. The penalty then shows as `late_penalty` in exports/grades.csv (the LMS files
 subtract it) and as a line at the top of the notebook's feedback.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,21 +43,28 @@ class PercentPerDay(LateSubmissionPlugin):
 def due_date(course: Course) -> datetime | None:
     """The due date from nbgrader_config.py (naive UTC, as nbgrader's gradebook keeps it), or None."""
     from nbgrader.utils import parse_utc
+
     raw = course.config.get("CollabKit", {}).get("duedate")
     if not raw:
         return None
     try:
         return parse_utc(str(raw))
     except Exception:  # noqa: BLE001  dateutil's errors vary
-        raise KitError(f"c.CollabKit.duedate = {raw!r} in nbgrader_config.py is not a date and time "
-                       "(write e.g. '2026-12-18 23:59:00 UTC')") from None
+        raise KitError(
+            f"c.CollabKit.duedate = {raw!r} in nbgrader_config.py is not a date and time "
+            "(write e.g. '2026-12-18 23:59:00 UTC')"
+        ) from None
 
 
 def _duration(seconds: float) -> str:
     minutes = round(seconds / 60)
     days, rest = divmod(minutes, 24 * 60)
     hours, minutes = divmod(rest, 60)
-    parts = [f"{days} d" if days else "", f"{hours} h" if hours else "", f"{minutes} min" if minutes or not (days or hours) else ""]
+    parts = [
+        f"{days} d" if days else "",
+        f"{hours} h" if hours else "",
+        f"{minutes} min" if minutes or not (days or hours) else "",
+    ]
     return " ".join(p for p in parts if p)
 
 
@@ -66,6 +74,7 @@ def apply_late_penalties(course: Course, students: list[str], refresh: bool = Tr
     import nbformat
     from nbgrader.api import Gradebook, MissingEntry
     from nbgrader.preprocessors import AssignLatePenalties
+
     due = due_date(course)
     cfg = course.nbgrader_config()
     penalties, late = {}, {}
@@ -85,8 +94,14 @@ def apply_late_penalties(course: Course, students: list[str], refresh: bool = Tr
                 late[student] = (sub.total_seconds_late, sub.timestamp, sub.duedate)
         for student, notebooks in names.items():
             for name in notebooks:
-                resources = {"nbgrader": {"notebook": name, "assignment": course.assignment, "student": student,
-                                          "db_url": course.db_url}}
+                resources = {
+                    "nbgrader": {
+                        "notebook": name,
+                        "assignment": course.assignment,
+                        "student": student,
+                        "db_url": course.db_url,
+                    }
+                }
                 pre = AssignLatePenalties(config=cfg)
                 pre.log.setLevel("ERROR")
                 pre.preprocess(nbformat.v4.new_notebook(), resources)
@@ -101,18 +116,25 @@ def apply_late_penalties(course: Course, students: list[str], refresh: bool = Tr
         if not path.is_file():
             continue
         record = json.loads(path.read_text())
-        record["late"] = {"due": due_at.isoformat() if due_at else None, "submitted": stamp.isoformat() if stamp else None,
-                          "seconds_late": seconds, "penalty": sum(by_nb.values()),
-                          "penalty_by_notebook": {k: v for k, v in sorted(by_nb.items()) if v}}
+        record["late"] = {
+            "due": due_at.isoformat() if due_at else None,
+            "submitted": stamp.isoformat() if stamp else None,
+            "seconds_late": seconds,
+            "penalty": sum(by_nb.values()),
+            "penalty_by_notebook": {k: v for k, v in sorted(by_nb.items()) if v},
+        }
         if seconds > 0:
             for name, entry in record.get("notebooks", {}).items():
                 p = by_nb.get(name, 0.0)
-                line = (f"Submitted {_duration(seconds)} after the due date: late penalty "
-                        f"{p:g} point{'s' if p != 1 else ''}.")
+                line = (
+                    f"Submitted {_duration(seconds)} after the due date: late penalty "
+                    f"{p:g} point{'s' if p != 1 else ''}."
+                )
                 entry["events"] = [e for e in entry.get("events", []) if not e.startswith("Submitted ")] + [line]
             changed.append(student)
         path.write_text(json.dumps(record, indent=1, sort_keys=True, default=str) + "\n")
     if changed and refresh:
         from .feedback import refresh_feedback
+
         refresh_feedback(course, students=changed)
     return {s: sum(v.values()) for s, v in penalties.items()}

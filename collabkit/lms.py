@@ -23,6 +23,7 @@ The grade is grades.csv's `score` less its `late_penalty` (see late.py).
 A roster row with no submission gets a blank grade, which both LMSs leave ungraded, unless
 `missing_as_zero`. Rows are in `student_id` order.
 """
+
 from __future__ import annotations
 
 import csv
@@ -59,7 +60,9 @@ def read_roster(path: Path) -> list[dict]:
     reader = csv.DictReader(io.StringIO(text))
     columns = [c.strip() for c in reader.fieldnames or []]
     if "student_id" not in columns:
-        raise RosterError(f"the roster {path} has no student_id column (its header is: {', '.join(columns) or 'empty'})")
+        raise RosterError(
+            f"the roster {path} has no student_id column (its header is: {', '.join(columns) or 'empty'})"
+        )
     rows, seen = [], set()
     for n, raw in enumerate(reader, start=2):
         row = {(k or "").strip(): (v or "").strip() for k, v in raw.items() if k is not None}
@@ -100,8 +103,13 @@ def _csv(rows: list[list[str]]) -> str:
     return out.getvalue()
 
 
-def canvas_csv(pairs: list[tuple[dict, dict | None]], title: str, max_score: float,
-               assignment_id: str | None = None, missing_as_zero: bool = False) -> str:
+def canvas_csv(
+    pairs: list[tuple[dict, dict | None]],
+    title: str,
+    max_score: float,
+    assignment_id: str | None = None,
+    missing_as_zero: bool = False,
+) -> str:
     """Canvas's gradebook-import layout.
 
     Header `Student, ID`, then `SIS User ID, SIS Login ID` when the roster has those columns,
@@ -111,20 +119,29 @@ def canvas_csv(pairs: list[tuple[dict, dict | None]], title: str, max_score: flo
     roster_cols = set().union(*(r.keys() for r, _ in pairs)) if pairs else set()
     for col in ("name", "lms_id"):
         if pairs and col not in roster_cols:
-            raise RosterError(f"Canvas needs a {col} column in the roster (Canvas's "
-                              f"{'Student' if col == 'name' else 'ID'} column)")
+            raise RosterError(
+                f"Canvas needs a {col} column in the roster (Canvas's {'Student' if col == 'name' else 'ID'} column)"
+            )
     sis = [(h, c) for h, c in (("SIS User ID", "sis_user_id"), ("SIS Login ID", "sis_login_id")) if c in roster_cols]
     column = f"{title} ({assignment_id})" if assignment_id else title
     header = ["Student", "ID", *[h for h, _ in sis], "Section", column]
     rows = [header, ["Points Possible", "", *["" for _ in sis], "", points(max_score)]]
     for r, g in pairs:
-        rows.append([r.get("name", ""), r.get("lms_id", ""), *[r.get(c, "") for _, c in sis],
-                     r.get("section", ""), _grade(g, missing_as_zero)])
+        rows.append(
+            [
+                r.get("name", ""),
+                r.get("lms_id", ""),
+                *[r.get(c, "") for _, c in sis],
+                r.get("section", ""),
+                _grade(g, missing_as_zero),
+            ]
+        )
     return _csv(rows)
 
 
-def moodle_csv(pairs: list[tuple[dict, dict | None]], title: str, identifier: str = "email",
-               missing_as_zero: bool = False) -> tuple[str, list[str]]:
+def moodle_csv(
+    pairs: list[tuple[dict, dict | None]], title: str, identifier: str = "email", missing_as_zero: bool = False
+) -> tuple[str, list[str]]:
     """Moodle's CSV grade import: one identifier column (mapped to the user field `identifier`)
     and one grade column (mapped to the grade item). Returns the text and the students left
     out because their roster row has no value for the identifier."""
@@ -149,9 +166,17 @@ def read_grades(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def export_lms(exports: Path, roster_path: Path, fmt: str, title: str, max_score: float | None = None,
-               assignment_id: str | None = None, identifier: str = "email",
-               missing_as_zero: bool = False, warn=print) -> Path:
+def export_lms(
+    exports: Path,
+    roster_path: Path,
+    fmt: str,
+    title: str,
+    max_score: float | None = None,
+    assignment_id: str | None = None,
+    identifier: str = "email",
+    missing_as_zero: bool = False,
+    warn=print,
+) -> Path:
     """Write exports/<fmt>.csv from exports/grades.csv and the roster; say on `warn` whom it could not place."""
     if fmt not in FORMATS:
         raise KitError(f"unknown LMS format {fmt}: use one of {', '.join(FORMATS)}")
@@ -160,8 +185,10 @@ def export_lms(exports: Path, roster_path: Path, fmt: str, title: str, max_score
     if max_score is None:
         maxima = {float(g["max_score"]) for g in grades if g.get("max_score")}
         if len(maxima) != 1:
-            raise KitError("cannot tell the assignment's points possible from exports/grades.csv "
-                           f"({'no graded submissions' if not maxima else 'it holds several'})")
+            raise KitError(
+                "cannot tell the assignment's points possible from exports/grades.csv "
+                f"({'no graded submissions' if not maxima else 'it holds several'})"
+            )
         max_score = maxima.pop()
     pairs, not_in_roster, no_submission = join(grades, roster)
     left_out = []
@@ -172,15 +199,16 @@ def export_lms(exports: Path, roster_path: Path, fmt: str, title: str, max_score
     for sid in not_in_roster:
         warn(f"{sid} has a grade but is not in the roster {roster_path}: not written to {fmt}.csv")
     for sid in no_submission:
-        warn(f"{sid} is in the roster but has no submission: written as "
-             f"{'0' if missing_as_zero else 'a blank grade'}")
+        warn(f"{sid} is in the roster but has no submission: written as {'0' if missing_as_zero else 'a blank grade'}")
     for sid in sorted(g["student_id"] for g in grades if g.get("cells_awaiting_hand_grading", "0") not in ("", "0")):
         if sid not in not_in_roster:
             warn(f"{sid} still has free-text answers to hand-grade: the exported score leaves them out")
     for sid in sorted(g["student_id"] for g in grades if g.get("status") == "grader_error"):
         if sid not in not_in_roster:
-            warn(f"the kit failed on {sid} (grader_error): written as a blank grade; "
-                 f"rerun `collabkit grade --student {sid}`")
+            warn(
+                f"the kit failed on {sid} (grader_error): written as a blank grade; "
+                f"rerun `collabkit grade --student {sid}`"
+            )
     for sid in left_out:
         warn(f"{sid} has no {identifier} in the roster: not written to moodle.csv")
     out = Path(exports) / f"{fmt}.csv"

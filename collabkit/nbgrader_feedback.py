@@ -7,6 +7,7 @@ them in tracebacks. `kit_config()` puts `StudentView` after `GetGrades` in
 as `collabkit feedback`: hidden tests and mark schemes cleared, test cells' errors cut to one
 line, any hidden-test line left in an output redacted.
 """
+
 from __future__ import annotations
 
 from nbgrader.preprocessors import NbGraderPreprocessor

@@ -10,6 +10,7 @@ autograded/ folder, and nbgrader's failure handling removes it again.
 `COLLABKIT_STOCK_AUTOGRADE=1` in the environment lets stock autograde run anyway: the kit's own
 baseline runs (grader_tests/test_solution.py, `collabkit bench`) set it on purpose.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,10 +21,12 @@ from nbconvert.exporters import NotebookExporter
 from . import ASSIGNMENT
 
 STOCK_AUTOGRADE = "COLLABKIT_STOCK_AUTOGRADE"
-REFUSAL = (f"nbgrader autograde is switched off for {ASSIGNMENT}: it would run student code unsandboxed and "
-           f"overwrite the kit's grades. Grade with `collabkit grade {ASSIGNMENT}` in the course folder "
-           f"(`--student ID` for one student). Nothing was changed. (Set {STOCK_AUTOGRADE}=1 to run stock "
-           "nbgrader autograde anyway.)")
+REFUSAL = (
+    f"nbgrader autograde is switched off for {ASSIGNMENT}: it would run student code unsandboxed and "
+    f"overwrite the kit's grades. Grade with `collabkit grade {ASSIGNMENT}` in the course folder "
+    f"(`--student ID` for one student). Nothing was changed. (Set {STOCK_AUTOGRADE}=1 to run stock "
+    "nbgrader autograde anyway.)"
+)
 
 
 class KitOnlyAutograde(NotebookExporter):
@@ -33,6 +36,7 @@ class KitOnlyAutograde(NotebookExporter):
         assignment = getattr(getattr(parent, "coursedir", None), "assignment_id", "") or "*"
         if os.environ.get(STOCK_AUTOGRADE) != "1" and fnmatch(ASSIGNMENT, assignment):
             from nbgrader.converters.base import NbGraderException
+
             if parent is not None:
                 parent.log.error(REFUSAL)
             raise NbGraderException(REFUSAL)

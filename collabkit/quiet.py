@@ -4,6 +4,7 @@ nbgrader scores a test cell 0 when it writes anything to stderr, so the kit sile
 handful of warnings fastai, torch and pandas print on every run. Each filter matches one
 known message; any other warning, and every error, still shows.
 """
+
 import warnings
 
 KNOWN = [

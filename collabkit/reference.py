@@ -7,6 +7,7 @@ already finds, say, the tuned model's MSE. Every reference number is therefore t
 solution's own measurement, made by the same code (`ck.valid_mse`) that grades students.
 Nothing here contains an answer: the expressions only call the solution's names.
 """
+
 from __future__ import annotations
 
 import json
@@ -44,19 +45,22 @@ MARK = "COLLABKIT-REFERENCE "
 def _record(client, index: int, cell, nb_name: str, grade_id: str, values: dict, solutions_dir: Path) -> None:
     """After `cell` (at `index`) ran, evaluate RECORD's expressions for it in the same kernel."""
     import nbformat
+
     exprs = RECORD.get(nb_name, {}).get(grade_id)
     if not exprs:
         return
     body = ", ".join(f"{json.dumps(k)}: {v}" for k, v in exprs.items())
-    code = (f"import json as _j, pathlib as _p\nSOLUTIONS = _p.Path({str(solutions_dir)!r})\n"
-            f"print({MARK!r} + _j.dumps({{{body}}}))")
+    code = (
+        f"import json as _j, pathlib as _p\nSOLUTIONS = _p.Path({str(solutions_dir)!r})\n"
+        f"print({MARK!r} + _j.dumps({{{body}}}))"
+    )
     scratch = nbformat.v4.new_code_cell(code)
     client.execute_cell(scratch, index)
     client.nb.cells[index] = cell  # nbclient stores the cell it ran at that index: put the notebook's back
     for out in scratch.outputs:
         if out.get("name") == "stdout" and MARK in out.get("text", ""):
             line = next(line for line in out["text"].splitlines() if line.startswith(MARK))
-            values.update(json.loads(line[len(MARK):]))
+            values.update(json.loads(line[len(MARK) :]))
             return
     raise KitError(f"{nb_name}: could not record {list(exprs)} after cell {grade_id}: {scratch.outputs}")
 
@@ -72,10 +76,12 @@ def execute(path: Path, out_dir: Path, ref_file: Path, values: dict, cell_times:
     Returns the wall time; `cell_times`, if given, receives each graded cell's seconds."""
     import nbformat
     from nbclient import NotebookClient
+
     nb = nbformat.read(path, as_version=4)
     workdir = tempfile.TemporaryDirectory(prefix="collabkit-reference-")  # lr_find leaves models/ behind
-    client = NotebookClient(nb, timeout=600, kernel_name="python3", record_timing=False,
-                            resources={"metadata": {"path": workdir.name}})
+    client = NotebookClient(
+        nb, timeout=600, kernel_name="python3", record_timing=False, resources={"metadata": {"path": workdir.name}}
+    )
     start = time.perf_counter()
     with workdir, client.setup_kernel(env=kernel_env(ref_file)):
         for index, cell in enumerate(nb.cells):

@@ -6,6 +6,7 @@ it (`report`) prints, for every student whose cells changed, one line per change
 under `previous` (newest first). An instructor who fixes a test and regrades sees whom it
 affected, and can tell it later from the record.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,8 +47,12 @@ def snapshot(course: Course, students: list[str] | None = None) -> dict[str, dic
 
 
 def previous_entry(old: dict) -> dict:
-    return {"graded_at": old.get("graded_at"), "score": old.get("score"), "status": old.get("status"),
-            "cells": {f"{nb}/{gid}": score for (nb, gid), score in sorted(cell_scores(old).items())}}
+    return {
+        "graded_at": old.get("graded_at"),
+        "score": old.get("score"),
+        "status": old.get("status"),
+        "cells": {f"{nb}/{gid}": score for (nb, gid), score in sorted(cell_scores(old).items())},
+    }
 
 
 def report(course: Course, before: dict[str, dict], records: list, say=print) -> dict[str, list[str]]:
@@ -65,8 +70,10 @@ def report(course: Course, before: dict[str, dict], records: list, say=print) ->
         lines = changes(old, new)
         changed[student] = lines
         if lines:
-            say(f"{student}: {len(lines)} cell{'s' if len(lines) > 1 else ''} changed "
-                f"(total {_num(old.get('score'))} -> {_num(new.get('score'))})")
+            say(
+                f"{student}: {len(lines)} cell{'s' if len(lines) > 1 else ''} changed "
+                f"(total {_num(old.get('score'))} -> {_num(new.get('score'))})"
+            )
             for line in lines:
                 say(f"  {line}")
         else:

@@ -4,6 +4,7 @@ A submission starts from the *release* notebook (what students receive). Its ans
 filled with the instructor's solution (a correct student), left as released (a blank student),
 or replaced cell by cell (one planted mistake, or another correct style).
 """
+
 from __future__ import annotations
 
 import json
@@ -20,13 +21,15 @@ from .release import release
 SOLUTION_MARKERS = re.compile(r"^\s*(### BEGIN SOLUTION|### END SOLUTION)\s*$", re.M)
 
 
-def make_course(where: Path, root: Path, notebooks: list[str] | dict | None = None,
-                reference: Path | dict | None = None) -> Path:
+def make_course(
+    where: Path, root: Path, notebooks: list[str] | dict | None = None, reference: Path | dict | None = None
+) -> Path:
     """A throwaway course at `where`, released into its own gradebook: the course at `root`'s
     nbgrader_config.py, and as this assignment's source either all of root's notebooks, those
     named in a list, or the notebooks of a {name: notebook} dict. `reference` is a reference.json
     to copy into solutions/ (with the files beside it that it names), or a dict to write there."""
     from .grading.batch import reference_files
+
     where.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "nbgrader_config.py", where / "nbgrader_config.py")
     source = where / "source" / ASSIGNMENT

@@ -4,6 +4,7 @@ Hidden and visible test parts import it as `import collabkit.scaffold as sc`. Ev
 inputs or checks the form of an answer; every reference implementation a test compares against
 (the answer itself) stays inside that test's hidden part.
 """
+
 from __future__ import annotations
 
 
@@ -11,8 +12,10 @@ def check_letter(value, name: str, letters: str = "ABCD") -> str:
     """The multiple-choice answer `value` (variable `name`) as one upper-case letter; an
     AssertionError that says what was expected if it is not one of `letters`."""
     ok = isinstance(value, str) and value.strip().upper() in set(letters)
-    assert ok, (f"expected one letter, {', '.join(letters[:-1])} or {letters[-1]}, as a string, "
-                f"e.g. {name} = \"{letters[0]}\", got {value!r}")
+    assert ok, (
+        f"expected one letter, {', '.join(letters[:-1])} or {letters[-1]}, as a string, "
+        f'e.g. {name} = "{letters[0]}", got {value!r}'
+    )
     return value.strip().upper()
 
 
@@ -30,15 +33,22 @@ def tiny_learner(titles, factors, biases, users=None, user_factors=None, user_bi
     import pandas as pd
     import torch
     from fastai.collab import CollabDataLoaders, collab_learner
+
     users = list(range(8)) if users is None else list(users)
     states = random.getstate(), np.random.get_state(), torch.get_rng_state()
     try:
-        frame = pd.DataFrame({"user": [u for _ in titles for u in users],
-                              "title": [t for t in titles for _ in users], "rating": 3.0})
-        tiny = collab_learner(CollabDataLoaders.from_df(frame, item_name="title", valid_pct=0.1, seed=0, bs=16),
-                              n_factors=factors.shape[1], y_range=(0, 5.5))
+        frame = pd.DataFrame(
+            {"user": [u for _ in titles for u in users], "title": [t for t in titles for _ in users], "rating": 3.0}
+        )
+        tiny = collab_learner(
+            CollabDataLoaders.from_df(frame, item_name="title", valid_pct=0.1, seed=0, bs=16),
+            n_factors=factors.shape[1],
+            y_range=(0, 5.5),
+        )
     finally:
-        random.setstate(states[0]); np.random.set_state(states[1]); torch.set_rng_state(states[2])
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+        torch.set_rng_state(states[2])
     assert list(tiny.dls.classes["title"]) == ["#na#"] + sorted(titles), "test set-up: unexpected tiny vocabulary"
     assert list(tiny.dls.classes["user"]) == ["#na#"] + sorted(users), "test set-up: unexpected tiny user vocabulary"
     with torch.no_grad():

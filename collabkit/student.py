@@ -4,6 +4,7 @@ The students' wheel holds what the notebooks import (nb, quiet, data, errors) an
 module; none of the grading code. So its command does one thing: place MovieLens where
 fastai looks, as `collabkit data` does for instructors.
 """
+
 from __future__ import annotations
 
 import sys
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE, file=sys.stderr)
         return 0 if argv in (["-h"], ["--help"]) else 2
     from .data import ensure_movielens
+
     try:
         print(ensure_movielens())
     except KitError as err:

@@ -9,6 +9,7 @@ cells, two test cells with hidden tests (one reads the reference values, one the
 hand-graded answer and a read-only task cell with a mark scheme. It grades in seconds, so
 the default suite can put every bad submission through the real pipeline.
 """
+
 from __future__ import annotations
 
 import copy
@@ -37,40 +38,88 @@ def _cell(kind, source, gid=None, grade=False, solution=False, locked=False, tas
     make = nbformat.v4.new_code_cell if kind == "code" else nbformat.v4.new_markdown_cell
     cell = make(source)
     if gid:
-        cell.metadata.nbgrader = {"grade": grade, "grade_id": gid, "locked": locked, "schema_version": 3,
-                                  "solution": solution, "task": task}
+        cell.metadata.nbgrader = {
+            "grade": grade,
+            "grade_id": gid,
+            "locked": locked,
+            "schema_version": 3,
+            "solution": solution,
+            "task": task,
+        }
         if points is not None:
             cell.metadata.nbgrader["points"] = points
     return cell
 
 
-TOY_SOURCE = _nb([
-    _cell("code", "import collabkit.nb as ck\nimport os\nfrom pathlib import Path\n"
-                  "path = Path(os.environ['FASTAI_HOME']) / 'data' / 'ml-100k'", "setup", locked=True),
-    _cell("markdown", "Write `double(x)`."),
-    _cell("code", "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", "double",
-          solution=True),
-    _cell("code", '"""double doubles numbers."""\nassert double(2) == 4, f"expected double(2) == 4, got {double(2)}"\n'
-                  "### BEGIN HIDDEN TESTS\n"
-                  f"assert double(-3) == -6, 'double should work for negative numbers'  # {SECRET}\n"
-                  "assert double(5) == ck.reference()['factor'] * 5, 'double(5) should be 10'\n"
-                  "assert (ck.reference_path().parent / ck.reference()['weights']).read_text() == '2'\n"
-                  "### END HIDDEN TESTS", "test_double", grade=True, locked=True, points=2),
-    _cell("markdown", "Write `square(x)`."),
-    _cell("code", "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION", "square",
-          solution=True),
-    _cell("code", '"""square squares numbers."""\nassert square(3) == 9, f"expected square(3) == 9, got {square(3)}"\n'
-                  "### BEGIN HIDDEN TESTS\n"
-                  f"_first = open(path / 'u.data').readline().split()  # {SECRET}-data\n"
-                  "assert square(int(_first[2])) == int(_first[2]) ** 2, 'square should work on ratings'\n"
-                  "assert square(-4) == 16, 'square of a negative number is positive'\n"
-                  "### END HIDDEN TESTS", "test_square", grade=True, locked=True, points=1),
-    _cell("markdown", "Explain in one sentence what `double` does.\n\n"
-                      "=== BEGIN MARK SCHEME ===\nmark-scheme-secret: full marks for 'it multiplies by two'\n"
-                      "=== END MARK SCHEME ===", "rubric", locked=True, task=True, points=0),
-    _cell("markdown", "### BEGIN SOLUTION\nIt multiplies by two.\n### END SOLUTION", "explain",
-          grade=True, solution=True, points=1),
-])
+TOY_SOURCE = _nb(
+    [
+        _cell(
+            "code",
+            "import collabkit.nb as ck\nimport os\nfrom pathlib import Path\n"
+            "path = Path(os.environ['FASTAI_HOME']) / 'data' / 'ml-100k'",
+            "setup",
+            locked=True,
+        ),
+        _cell("markdown", "Write `double(x)`."),
+        _cell(
+            "code",
+            "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+            "double",
+            solution=True,
+        ),
+        _cell(
+            "code",
+            '"""double doubles numbers."""\nassert double(2) == 4, f"expected double(2) == 4, got {double(2)}"\n'
+            "### BEGIN HIDDEN TESTS\n"
+            f"assert double(-3) == -6, 'double should work for negative numbers'  # {SECRET}\n"
+            "assert double(5) == ck.reference()['factor'] * 5, 'double(5) should be 10'\n"
+            "assert (ck.reference_path().parent / ck.reference()['weights']).read_text() == '2'\n"
+            "### END HIDDEN TESTS",
+            "test_double",
+            grade=True,
+            locked=True,
+            points=2,
+        ),
+        _cell("markdown", "Write `square(x)`."),
+        _cell(
+            "code",
+            "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION",
+            "square",
+            solution=True,
+        ),
+        _cell(
+            "code",
+            '"""square squares numbers."""\nassert square(3) == 9, f"expected square(3) == 9, got {square(3)}"\n'
+            "### BEGIN HIDDEN TESTS\n"
+            f"_first = open(path / 'u.data').readline().split()  # {SECRET}-data\n"
+            "assert square(int(_first[2])) == int(_first[2]) ** 2, 'square should work on ratings'\n"
+            "assert square(-4) == 16, 'square of a negative number is positive'\n"
+            "### END HIDDEN TESTS",
+            "test_square",
+            grade=True,
+            locked=True,
+            points=1,
+        ),
+        _cell(
+            "markdown",
+            "Explain in one sentence what `double` does.\n\n"
+            "=== BEGIN MARK SCHEME ===\nmark-scheme-secret: full marks for 'it multiplies by two'\n"
+            "=== END MARK SCHEME ===",
+            "rubric",
+            locked=True,
+            task=True,
+            points=0,
+        ),
+        _cell(
+            "markdown",
+            "### BEGIN SOLUTION\nIt multiplies by two.\n### END SOLUTION",
+            "explain",
+            grade=True,
+            solution=True,
+            points=1,
+        ),
+    ]
+)
 
 
 def tiny_course(where: Path) -> Path:
@@ -106,8 +155,14 @@ def dump(nb: dict) -> bytes:
 
 def extra_cell(nb: dict, after: str, source: str) -> dict:
     """Insert a plain code cell (student's own) after the cell `after`."""
-    cell = {"cell_type": "code", "execution_count": None, "id": f"extra-{len(nb['cells'])}",
-            "metadata": {}, "outputs": [], "source": source}
+    cell = {
+        "cell_type": "code",
+        "execution_count": None,
+        "id": f"extra-{len(nb['cells'])}",
+        "metadata": {},
+        "outputs": [],
+        "source": source,
+    }
     nb["cells"].insert(index(nb, after) + 1, cell)
     return nb
 
@@ -115,6 +170,7 @@ def extra_cell(nb: dict, after: str, source: str) -> dict:
 # ---------------------------------------------------------------------------- the bad submissions
 # The toy's tests: test_double (2 points) checks `double`, test_square (1 point) checks
 # `square`. Crash-like mistakes sit in `square`, after test_double has earned its points.
+
 
 def correct(release, answers):
     return dump(answered(release, answers))
@@ -134,9 +190,16 @@ def infinite_loop(release, answers):
 
 
 def ignores_sigint(release, answers):
-    return dump(answered(release, answers, square=(
-        "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
-        "def square(x):\n    return x * x\nwhile True:\n    time.sleep(0.01)")))
+    return dump(
+        answered(
+            release,
+            answers,
+            square=(
+                "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                "def square(x):\n    return x * x\nwhile True:\n    time.sleep(0.01)"
+            ),
+        )
+    )
 
 
 def os_exit(release, answers):
@@ -144,13 +207,25 @@ def os_exit(release, answers):
 
 
 def memory_bomb(release, answers):
-    return dump(answered(release, answers, square=(
-        "def square(x):\n    blocks = []\n    while True:\n        blocks.append(bytearray(64 * 2**20))")))
+    return dump(
+        answered(
+            release,
+            answers,
+            square=("def square(x):\n    blocks = []\n    while True:\n        blocks.append(bytearray(64 * 2**20))"),
+        )
+    )
 
 
 def output_flood(release, answers):
-    return dump(answered(release, answers, square=(
-        "def square(x):\n    return x * x\nfor i in range(20_000):  # 2.5 MB, past the tests' 1 MB cap, well within 4 s\n    print('flood ' * 20, i)")))
+    return dump(
+        answered(
+            release,
+            answers,
+            square=(
+                "def square(x):\n    return x * x\nfor i in range(20_000):  # 2.5 MB, past the tests' 1 MB cap, well within 4 s\n    print('flood ' * 20, i)"
+            ),
+        )
+    )
 
 
 def invalid_json(release, answers):
@@ -210,7 +285,13 @@ def changed_metadata(release, answers):
     nb["cells"][index(nb, "double")]["metadata"]["nbgrader"]["schema_version"] = 42
     extra_cell(nb, "square", "# my own graded cell\nprint('free points')")
     nb["cells"][index(nb, "square") + 1]["metadata"]["nbgrader"] = {
-        "grade": True, "grade_id": "bonus", "points": 50, "locked": True, "solution": False, "schema_version": 3}
+        "grade": True,
+        "grade_id": "bonus",
+        "points": 50,
+        "locked": True,
+        "solution": False,
+        "schema_version": 3,
+    }
     return dump(nb)
 
 
@@ -290,10 +371,12 @@ LEFTOVER = "collabkit-leftover-marker"
 
 
 def background_process(release, answers):
-    code = ("import subprocess, sys, os\n"
-            f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', '{LEFTOVER}'], start_new_session=True)\n"
-            "if os.fork() == 0:\n    os.setsid()\n"
-            f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(600)', '{LEFTOVER}'])")
+    code = (
+        "import subprocess, sys, os\n"
+        f"subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(600)', '{LEFTOVER}'], start_new_session=True)\n"
+        "if os.fork() == 0:\n    os.setsid()\n"
+        f"    os.execv(sys.executable, [sys.executable, '-c', 'import time; time.sleep(600)', '{LEFTOVER}'])"
+    )
     return dump(extra_cell(answered(release, answers), "square", code))
 
 

@@ -6,6 +6,7 @@ submission alone first (`alone`), then the whole batch with two workers (`batch`
 only read it share it; a test that changes it (a regrade, a hand grade) takes `graded_copy`, a
 copy of its own, so no test depends on another's order.
 """
+
 from __future__ import annotations
 
 import csv
@@ -56,6 +57,7 @@ def read_csv(path: Path) -> list[dict]:
 def gradebook_rows(course: Path) -> dict[str, list[tuple]]:
     """Every grade and comment of the gradebook, by student."""
     from nbgrader.api import Gradebook
+
     out: dict[str, list[tuple]] = {}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for sub in gb.assignment_submissions(ASSIGNMENT):

@@ -4,6 +4,7 @@ Submissions are built by collabkit.samples, the way students make them. `autogra
 them with the kit's pipeline (nbgrader's preprocessors and gradebook, isolated and parallel);
 `nbgrader_autograde` with stock `nbgrader autograde`, to prove the assignment works there too.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -30,6 +31,7 @@ def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
     """Autograde submitted/ with `collabkit grade` (nbgrader underneath, isolated, 2 workers);
     one row per graded cell: student, notebook, grade_id, kind, score, max_score."""
     from collabkit.grading.batch import grade
+
     reference = REPO / "solutions" / "reference.json"
     if not reference.exists():  # tests that need it fail on their own; the others still run
         reference = course / "solutions" / "reference.json"
@@ -44,24 +46,42 @@ def autograde(course: Path, students: list[str] | None = None) -> pd.DataFrame:
 def nbgrader_autograde(course: Path) -> pd.DataFrame:
     """Stock `nbgrader autograde`, sequential and unisolated, as an instructor without the kit would run it
     (COLLABKIT_STOCK_AUTOGRADE=1: the kit's settings otherwise make it refuse and name `collabkit grade`)."""
-    env = tool_env(COLLABKIT_REFERENCE=str(REPO / "solutions" / "reference.json"),
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_STOCK_AUTOGRADE="1")
-    run = subprocess.run([sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"],
-                         cwd=course, capture_output=True, text=True, env=env)
+    env = tool_env(
+        COLLABKIT_REFERENCE=str(REPO / "solutions" / "reference.json"),
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        COLLABKIT_STOCK_AUTOGRADE="1",
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return read_grades(course)
 
 
 def read_grades(course: Path) -> pd.DataFrame:
     from nbgrader.api import Gradebook
+
     rows = []
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         for sub in gb.assignment_submissions(ASSIGNMENT):
             for nb in sub.notebooks:
                 for g in nb.grades:
                     auto = g.auto_score is not None or g.cell_type == "code"
-                    rows.append(dict(student=sub.student.id, notebook=f"{nb.name}.ipynb", grade_id=g.name,
-                                     kind="auto" if auto else "manual", score=g.score, max_score=g.max_score))
+                    rows.append(
+                        dict(
+                            student=sub.student.id,
+                            notebook=f"{nb.name}.ipynb",
+                            grade_id=g.name,
+                            kind="auto" if auto else "manual",
+                            score=g.score,
+                            max_score=g.max_score,
+                        )
+                    )
     return pd.DataFrame(rows, columns=["student", "notebook", "grade_id", "kind", "score", "max_score"])
 
 

@@ -11,6 +11,7 @@ different count, a missing line), still fails exactly as plain nbval would repor
 
 Load it with `-p nbval_bands` (grader_tests on sys.path) next to `--nbval`.
 """
+
 from __future__ import annotations
 
 import configparser
@@ -61,7 +62,8 @@ def band_outputs(test: list, ref: list, band: float) -> list:
 
 def pytest_addoption(parser):
     parser.getgroup("nbval").addoption(
-        "--nbval-bands", help="ini file: [notebook] grade_id = band, for numbers that differ between CPUs")
+        "--nbval-bands", help="ini file: [notebook] grade_id = band, for numbers that differ between CPUs"
+    )
 
 
 def pytest_configure(config):
@@ -69,6 +71,7 @@ def pytest_configure(config):
     if not path:
         return
     from nbval.plugin import IPyNbCell
+
     bands = read_bands(Path(path))
     compare = IPyNbCell.compare_outputs
 

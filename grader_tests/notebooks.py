@@ -17,6 +17,7 @@ same cells by grade id, read-only sources in full (hidden tests included).
 
 Every call returns a fresh object, so a test may damage what it gets.
 """
+
 from __future__ import annotations
 
 import copy
@@ -57,18 +58,32 @@ def checksum(cell) -> str:
     return m.hexdigest()
 
 
-def cell(kind: str, source: str, gid: str | None = None, *, grade=False, solution=False, locked=False,
-         task=False, points=None, cell_id: str | None = None) -> nbformat.NotebookNode:
+def cell(
+    kind: str,
+    source: str,
+    gid: str | None = None,
+    *,
+    grade=False,
+    solution=False,
+    locked=False,
+    task=False,
+    points=None,
+    cell_id: str | None = None,
+) -> nbformat.NotebookNode:
     """A cell as generate_assignment releases it (checksum and lock flags included when it has a grade id)."""
-    make = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
-            "raw": nbformat.v4.new_raw_cell}[kind]
+    make = {
+        "code": nbformat.v4.new_code_cell,
+        "markdown": nbformat.v4.new_markdown_cell,
+        "raw": nbformat.v4.new_raw_cell,
+    }[kind]
     c = make(source)
     if cell_id:
         c["id"] = cell_id
     if gid is None:
         return c
-    c.metadata.nbgrader = nbformat.from_dict({"grade": grade, "grade_id": gid, "locked": locked,
-                                              "schema_version": 3, "solution": solution, "task": task})
+    c.metadata.nbgrader = nbformat.from_dict(
+        {"grade": grade, "grade_id": gid, "locked": locked, "schema_version": 3, "solution": solution, "task": task}
+    )
     if points is not None:
         c.metadata.nbgrader.points = points
     c.metadata.nbgrader.checksum = checksum(c)
@@ -80,15 +95,17 @@ def cell(kind: str, source: str, gid: str | None = None, *, grade=False, solutio
 
 
 def release() -> nbformat.NotebookNode:
-    nb = nbformat.v4.new_notebook(cells=[
-        cell("code", SETUP, "setup", locked=True, cell_id="c-setup"),
-        cell("markdown", INSTRUCTION, cell_id="c-instruction"),
-        cell("code", ANSWER, "answer", solution=True, cell_id="c-answer"),
-        cell("code", TEST_SHOWN, "test_double", grade=True, locked=True, points=2, cell_id="c-test-double"),
-        cell("markdown", EXPLAIN, "explain", grade=True, solution=True, points=1, cell_id="c-explain"),
-        cell("markdown", TASK, "task_plot", locked=True, task=True, points=3, cell_id="c-task-plot"),
-        cell("code", TEST_BIG, "test_big", grade=True, locked=True, points=1, cell_id="c-test-big"),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            cell("code", SETUP, "setup", locked=True, cell_id="c-setup"),
+            cell("markdown", INSTRUCTION, cell_id="c-instruction"),
+            cell("code", ANSWER, "answer", solution=True, cell_id="c-answer"),
+            cell("code", TEST_SHOWN, "test_double", grade=True, locked=True, points=2, cell_id="c-test-double"),
+            cell("markdown", EXPLAIN, "explain", grade=True, solution=True, points=1, cell_id="c-explain"),
+            cell("markdown", TASK, "task_plot", locked=True, task=True, points=3, cell_id="c-task-plot"),
+            cell("code", TEST_BIG, "test_big", grade=True, locked=True, points=1, cell_id="c-test-big"),
+        ]
+    )
     nb.metadata.kernelspec = copy.deepcopy(KERNELSPEC)
     nb.metadata.language_info = copy.deepcopy(LANGUAGE_INFO)
     return nb
@@ -123,6 +140,7 @@ def graded_copy() -> nbformat.NotebookNode:
 
 # ---------------------------------------------------------------------------- looking at notebooks
 
+
 def grade_ids(nb) -> list[str | None]:
     return [c.get("metadata", {}).get("nbgrader", {}).get("grade_id") for c in nb.cells]
 
@@ -139,6 +157,7 @@ def repairs_of(repairs) -> list[tuple]:
 
 
 # ---------------------------------------------------------------------------- outputs of executed cells
+
 
 def stdout(text: str = "ok\n"):
     return nbformat.v4.new_output("stream", name="stdout", text=text)

@@ -7,28 +7,32 @@ looking for films the student never saw. Film names in those cells are written i
 title, in the outputs of the same executed notebook under solutions/. Any other italic span must
 be one of the few known non-film phrases below, so a misspelt film cannot slip through as "not a film".
 """
+
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import nbformat
 import pytest
-
 from harness import ASSIGNMENT, REPO
 from test_release import NOTEBOOKS
 
 ITALIC = re.compile(r"(?<![*\w])\*(?!\*)([^*\n]+?)\*(?!\*)")
-NOT_FILMS = {"Reference answer.", "Reference reading (the instructor's; the sign of each axis may be flipped in your plot).",
-             "wellbeing", "outrage or fear"}
+NOT_FILMS = {
+    "Reference answer.",
+    "Reference reading (the instructor's; the sign of each axis may be flipped in your plot).",
+    "wellbeing",
+    "outrage or fear",
+}
 
 
 def _aliases() -> dict[str, set[str]]:
     """How a key may name a MovieLens title -> the full titles it names."""
     import collabkit.nb as ck
+
     out: dict[str, set[str]] = {}
     for title in ck.movies()["title"]:
-        base = re.sub(r"(\s*\([^)]*\))+\s*$", "", title).strip()   # drop "(1995)", "(ID4) (1996)"
+        base = re.sub(r"(\s*\([^)]*\))+\s*$", "", title).strip()  # drop "(1995)", "(ID4) (1996)"
         names = {base}
         m = re.match(r"^(.*), (The|A|An|Les|Le|La|Das|Il)$", base)
         if m:
@@ -84,8 +88,10 @@ def test_every_film_a_key_names_is_in_the_executed_solution(name, aliases):
                 continue
             if not any(t in shown for t in titles):
                 missing.append(f"{gid}: *{span}* ({' or '.join(sorted(titles))})")
-    assert not unknown, ("italic phrases in keys that are neither a MovieLens title nor a known non-film phrase "
-                         f"(a misspelt film?): {unknown}")
+    assert not unknown, (
+        "italic phrases in keys that are neither a MovieLens title nor a known non-film phrase "
+        f"(a misspelt film?): {unknown}"
+    )
     assert not missing, f"{name}: keys name films the executed solution does not show: {missing}"
 
 

@@ -4,6 +4,7 @@ The toy batch (conftest.py) holds one submission per kind of bad input in bad_su
 each with the status and cell scores its honest parts earn; the correct submission is graded
 alone first and must get the same grade in the batch.
 """
+
 from __future__ import annotations
 
 import json
@@ -46,7 +47,7 @@ def test_the_batch_grades_everyone_and_exports_one_sorted_row_each(course, batch
 
 def test_a_failure_never_looks_like_an_honest_zero(course, batch):
     rows = {(r["student_id"], r["grade_id"]): r for r in read_csv(course / "exports" / "grades_by_cell.csv")}
-    assert rows["stub", "test_double"]["status"] == "failed"          # an honest zero
+    assert rows["stub", "test_double"]["status"] == "failed"  # an honest zero
     assert rows["invalid_json", "test_double"]["status"] == "unreadable"
     assert rows["os_exit", "test_square"]["status"] == "not_run"
     assert rows["infinite_loop", "test_double"]["status"] == "timed_out"
@@ -58,15 +59,19 @@ def test_the_correct_grade_is_the_same_alone_and_in_the_batch(course, alone, bat
     record, rows = alone
     in_batch = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "correct"]
     assert rows == in_batch
-    assert (record["status"], record["score"]) == (batch["correct"]["status"], batch["correct"]["score"]) \
+    assert (
+        (record["status"], record["score"])
+        == (batch["correct"]["status"], batch["correct"]["score"])
         == ("needs_manual_grade", 3.0)
+    )
 
 
 def test_the_gradebook_holds_each_cell_once_with_the_exported_score(course, batch):
     db = gradebook_rows(course)
     assert sorted(db) == sorted(BAD)
-    exported = {(r["student_id"], r["grade_id"]): float(r["score"])
-                for r in read_csv(course / "exports" / "grades_by_cell.csv")}
+    exported = {
+        (r["student_id"], r["grade_id"]): float(r["score"]) for r in read_csv(course / "exports" / "grades_by_cell.csv")
+    }
     for student, rows in db.items():
         grades = [r for r in rows if r[2] != "comment"]
         assert sorted(r[1] for r in grades) == ["explain", "rubric", "test_double", "test_square"], student
@@ -77,14 +82,29 @@ def test_the_gradebook_holds_each_cell_once_with_the_exported_score(course, batc
 @pytest.mark.skipif(not IS_ROOT, reason="isolation needs root (uid switch and mount namespace)")
 def test_student_code_cannot_reach_the_course_or_change_grades(course, batch):
     nb = nbformat.read(course / "autograded" / "probe_course" / ASSIGNMENT / "toy.ipynb", as_version=4)
-    line = next(line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
-                if line.startswith("PROBE "))
-    probe = json.loads(line[len("PROBE "):])
+    line = next(
+        line
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        for line in o.get("text", "").splitlines()
+        if line.startswith("PROBE ")
+    )
+    probe = json.loads(line[len("PROBE ") :])
     blocked = {k for k, (how, _) in probe.items() if how == "blocked"}
-    assert blocked >= {"read_gradebook", "write_gradebook", "read_source", "read_submitted", "write_reference",
-                       "write_weights",
-                       "write_data", "replace_data", "write_package", "kill_grader", "many_processes",
-                       "huge_file"}, probe
+    assert blocked >= {
+        "read_gradebook",
+        "write_gradebook",
+        "read_source",
+        "read_submitted",
+        "write_reference",
+        "write_weights",
+        "write_data",
+        "replace_data",
+        "write_package",
+        "kill_grader",
+        "many_processes",
+        "huge_file",
+    }, probe
     listed = probe["list_course"][1]
     assert "gradebook.db" not in listed and "source" not in listed and "submitted" not in listed
     assert batch["probe_course"]["notebooks"]["toy"]["sandbox"]["namespace"] is True
@@ -94,9 +114,14 @@ def test_student_code_cannot_reach_the_course_or_change_grades(course, batch):
 def test_student_code_finds_no_reference_values_and_the_tests_still_get_them(course, batch):
     """The values are written into the test cells at grading time: no variable, file or ck.reference()."""
     nb = nbformat.read(course / "autograded" / "reads_reference" / ASSIGNMENT / "toy.ipynb", as_version=4)
-    line = next(line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
-                if line.startswith("REF "))
-    found = json.loads(line[len("REF "):])
+    line = next(
+        line
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        for line in o.get("text", "").splitlines()
+        if line.startswith("REF ")
+    )
+    found = json.loads(line[len("REF ") :])
     assert found == {"env": [], "ck.reference": "FileNotFoundError", "files": []}, found
     cells = {c["grade_id"]: c["score"] for c in batch["reads_reference"]["cells"]}
     assert cells["test_double"] == 2  # its hidden test reads ck.reference() and a file reference.json names
@@ -104,6 +129,7 @@ def test_student_code_finds_no_reference_values_and_the_tests_still_get_them(cou
 
 def test_no_student_process_is_left_running(batch):
     from collabkit.grading.slots import holder
+
     used = {e["sandbox"]["uid"] for r in batch.values() for e in r["notebooks"].values() if e.get("sandbox")}
     free = {uid for uid in used if holder(uid) is None}  # a uid another grading run holds now is its business
     left = []
@@ -139,6 +165,7 @@ def test_sanitize_repairs_without_stopping(course):
 
     from collabkit.grading.batch import load_specs
     from collabkit.grading.sanitize import Unreadable, read, sanitize
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         specs = load_specs(gb, ASSIGNMENT)["toy"]
     release = nbformat.read(course / "release" / ASSIGNMENT / "toy.ipynb", as_version=4)
@@ -160,8 +187,11 @@ def test_a_notebook_that_never_finished_scores_zero_under_its_own_status():
     from collabkit.grading.records import CellResult, CellStatus, NotebookResult, NotebookRun
     from collabkit.grading.sanitize import CellSpec
     from collabkit.grading.scoring import notebook_status, score_cells
-    specs = {"setup": CellSpec("setup", "code", "x = 1", True),
-             "test_x": CellSpec("test_x", "code", "assert x", True, grade=True, points=2.0)}
+
+    specs = {
+        "setup": CellSpec("setup", "code", "x = 1", True),
+        "test_x": CellSpec("test_x", "code", "assert x", True, grade=True, points=2.0),
+    }
     run = NotebookRun(status="timed_out", error="worker exited with -9", finished=False)
     rows = score_cells(None, specs, run, "toy", never_ran=CellStatus.TIMED_OUT)
     assert rows == [CellResult("toy", "test_x", max_score=2.0, score=0.0, status=CellStatus.TIMED_OUT)]
@@ -170,17 +200,21 @@ def test_a_notebook_that_never_finished_scores_zero_under_its_own_status():
 
 def test_inline_reference_gives_each_test_cell_only_the_values_it_names():
     from collabkit.grading.sanitize import CellSpec, Context, inline_reference
-    test = nbformat.v4.new_code_cell('x = ck.reference()["a"]\ny = ck.reference()[\'gone\']\n'
-                                     'z = ck.reference()\np = ck.reference_path().parent')
+
+    test = nbformat.v4.new_code_cell(
+        "x = ck.reference()[\"a\"]\ny = ck.reference()['gone']\nz = ck.reference()\np = ck.reference_path().parent"
+    )
     answer = nbformat.v4.new_code_cell('v = ck.reference()["a"]')
     for cell, gid in [(test, "test_x"), (answer, "x")]:
         cell.metadata.nbgrader = {"grade_id": gid}
-    specs = {"test_x": CellSpec("test_x", "code", test.source, True, grade=True, points=1.0),
-             "x": CellSpec("x", "code", answer.source, False, solution=True)}
+    specs = {
+        "test_x": CellSpec("test_x", "code", test.source, True, grade=True, points=1.0),
+        "x": CellSpec("x", "code", answer.source, False, solution=True),
+    }
     nb = nbformat.v4.new_notebook(cells=[answer, test])
     assert inline_reference(nb, Context(nb, specs, reference={"a": [0.5, "t"], "b": 2}, reference_dir="/r")) == []
     ns: dict = {}
     exec(test.source.replace("y = ", "# "), ns)  # noqa: S102  the rewritten cell runs without collabkit.nb
     assert (ns["x"], ns["z"], str(ns["p"])) == ([0.5, "t"], {"a": [0.5, "t"], "b": 2}, "/r")
-    assert "{}['gone']" in test.source       # a missing key still fails as a KeyError
+    assert "{}['gone']" in test.source  # a missing key still fails as a KeyError
     assert answer.source == 'v = ck.reference()["a"]'  # student cells are never given values

@@ -1,4 +1,5 @@
 """`collabkit bench --quick` still runs end to end and writes its figures. Speed is never asserted here."""
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,13 @@ pytestmark = pytest.mark.slow
 def test_quick_bench_runs_and_writes_every_figure(tmp_path):
     out = tmp_path / "results.json"
     env = tool_env()
-    run = subprocess.run([sys.executable, "-m", "collabkit", "bench", "--quick", "--out", str(out)],
-                         capture_output=True, text=True, env=env, cwd=REPO)  # the course is the folder you stand in
+    run = subprocess.run(
+        [sys.executable, "-m", "collabkit", "bench", "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=REPO,
+    )  # the course is the folder you stand in
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     result = json.loads(out.read_text())
     assert result["quick"] and result["machine"]["cores"] >= 1 and len(result["machine"]["loadavg_at_start"]) == 3

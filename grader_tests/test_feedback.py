@@ -1,6 +1,7 @@
 """Feedback students can read: scores and one-line messages, never hidden tests, mark schemes or
 tracebacks through them; hand grades made in formgrader reach it and the exports without
 running any student code."""
+
 from __future__ import annotations
 
 import bad_submissions as bad  # noqa: F401
@@ -16,6 +17,7 @@ def test_feedback_never_shows_hidden_tests_or_mark_schemes(course, batch):
 
     from collabkit.grading.batch import load_specs
     from collabkit.grading.sanitize import hidden_lines
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         specs = load_specs(gb, ASSIGNMENT)["toy"]
     release = nbformat.read(course / "release" / ASSIGNMENT / "toy.ipynb", as_version=4)
@@ -31,7 +33,7 @@ def test_feedback_never_shows_hidden_tests_or_mark_schemes(course, batch):
 
 def test_feedback_says_pass_or_fail_and_the_student_facing_message(course, batch):
     text = page_text(course / "feedback" / "fails_hidden" / ASSIGNMENT / "toy.html")
-    assert "double should work for negative numbers" in text   # the hidden test's message
+    assert "double should work for negative numbers" in text  # the hidden test's message
     assert "Traceback" not in text and "assert double(-3)" not in text
     tampered = page_text(course / "feedback" / "edited_test" / ASSIGNMENT / "toy.html")
     assert "tampered" in tampered and "was edited; the original was restored" in tampered
@@ -43,6 +45,7 @@ def test_hand_grades_reach_feedback_and_exports_without_running_student_code(gra
 
     from collabkit.export import export
     from collabkit.feedback import refresh_feedback
+
     course = graded_copy
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         gb.find_grade("explain", "toy", ASSIGNMENT, "fails_hidden").manual_score = 0.5
@@ -57,6 +60,9 @@ def test_hand_grades_reach_feedback_and_exports_without_running_student_code(gra
     export(Course.open(course))
     [row] = [r for r in read_csv(course / "exports" / "grades.csv") if r["student_id"] == "fails_hidden"]
     assert float(row["score"]) == 1.5  # 1 autograded point (test_square) + 0.5 by hand
-    [cell] = [r for r in read_csv(course / "exports" / "grades_by_cell.csv")
-              if r["student_id"] == "fails_hidden" and r["grade_id"] == "explain"]
+    [cell] = [
+        r
+        for r in read_csv(course / "exports" / "grades_by_cell.csv")
+        if r["student_id"] == "fails_hidden" and r["grade_id"] == "explain"
+    ]
     assert (cell["score"], cell["status"]) == ("0.5", "manually_graded")

@@ -5,6 +5,7 @@ alternative correct answer), and <stem>.csv gives the expected score of every te
 should fall below its maximum. All of them, plus the untouched solution, go through one real
 autograde run, and every autograded cell's score is compared with the table.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -26,7 +27,9 @@ def params():
 def test_fixture_scores_match_the_table(stem, tmp_path):
     module = fixture_module(stem)
     expected = expected_losses(stem)
-    assert set(expected) <= set(module.FIXTURES), f"{stem}.csv names unknown fixtures {set(expected) - set(module.FIXTURES)}"
+    assert set(expected) <= set(module.FIXTURES), (
+        f"{stem}.csv names unknown fixtures {set(expected) - set(module.FIXTURES)}"
+    )
     course = make_course(tmp_path / "course")
     notebook = module.NOTEBOOK
     place(course, "solution", {notebook: submission(course, notebook)})

@@ -9,6 +9,7 @@ notebook, find the rubric next to her free-text answer, type a score and a comme
 test, and `collabkit export` must add the hand score to her total. A screenshot of each step
 is kept in the test's tmp folder (its path is printed; `-s` shows it).
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,8 +28,16 @@ pytestmark = pytest.mark.slow
 
 NB = "05_cold_start_and_ethics"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 SCORE, COMMENT = "1.5", "Names the proxy objective well; the feedback loop needs its mechanism."
 
 
@@ -37,6 +46,7 @@ def course(tmp_path_factory) -> Path:
     """A course with 05 only, released, alice (the solution) autograded."""
     from collabkit.grading.batch import grade
     from collabkit.release import release
+
     root = tmp_path_factory.mktemp("fg") / "course"
     (root / "source" / ASSIGNMENT).mkdir(parents=True)
     shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
@@ -51,6 +61,7 @@ def course(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def server(course):
     from collabkit.serve import start, stop
+
     proc, url = start(Course.open(course), log=course.parent / "serve.log")
     yield url
     stop(proc)
@@ -59,9 +70,12 @@ def server(course):
 @pytest.fixture(scope="module")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
-                    "the test never downloads a browser")
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
+            "the test never downloads a browser"
+        )
     from playwright.sync_api import sync_playwright
+
     pw = sync_playwright().start()
     chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield chromium
@@ -77,6 +91,7 @@ def grades_row(course: Path) -> dict:
 
 def manual_grade(course: Path, grade_id: str):
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         grade = gb.find_grade(grade_id, NB, ASSIGNMENT, "alice")
         comment = gb.find_comment(grade_id, NB, ASSIGNMENT, "alice")
@@ -155,6 +170,7 @@ def test_hand_grading_in_formgrader_reaches_feedback_and_export(course, server, 
 
     # 5. the export has the new total.
     from collabkit.cli import main
+
     assert main(["export", "--root", str(course)]) == 0
     after = grades_row(course)
     assert float(after["score"]) == float(before["score"]) + float(SCORE), (before, after)
@@ -167,6 +183,7 @@ def test_hand_grading_in_formgrader_reaches_feedback_and_export(course, server, 
 def hidden_test_lines(course: Path) -> set[str]:
     """The hidden-test lines of 05 (at least 12 characters, not shown in the release)."""
     from collabkit.grading.batch import load_assignment
+
     _, _, hidden = load_assignment(Course.open(course))
     assert len(hidden[NB]) > 20
     return set(hidden[NB])

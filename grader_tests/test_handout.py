@@ -6,6 +6,7 @@ zip runs there, in a kernel of that environment, from a folder outside the repos
 its first answer cell. The scan for instructor-only content is checked on the real bundle,
 and shown to catch a hidden-test line planted in a copy.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,8 +33,9 @@ def dist(tmp_path_factory) -> Path:
     course = tmp_path_factory.mktemp("course")
     shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
     for folder in ("source", "release", "solutions"):  # solutions/ too: it must stay out of the bundle
-        shutil.copytree(REPO / folder / ASSIGNMENT, course / folder / ASSIGNMENT,
-                        ignore=shutil.ignore_patterns("models"))
+        shutil.copytree(
+            REPO / folder / ASSIGNMENT, course / folder / ASSIGNMENT, ignore=shutil.ignore_patterns("models")
+        )
     shutil.copy(REPO / "solutions" / "reference.json", course / "solutions" / "reference.json")
     return handout(Course.open(course))
 
@@ -45,9 +47,12 @@ def wheel_of(dist: Path) -> Path:
 
 def test_the_bundle_holds_the_four_things(dist):
     assert sorted(p.name for p in dist.iterdir()) == sorted(
-        ["STUDENTS.md", f"{ASSIGNMENT}.zip", wheel_of(dist).name, "requirements.txt"])
+        ["STUDENTS.md", f"{ASSIGNMENT}.zip", wheel_of(dist).name, "requirements.txt"]
+    )
     with zipfile.ZipFile(dist / f"{ASSIGNMENT}.zip") as z:
-        assert sorted(z.namelist()) == sorted(f"{ASSIGNMENT}/{p.name}" for p in (REPO / "release" / ASSIGNMENT).glob("*.ipynb"))
+        assert sorted(z.namelist()) == sorted(
+            f"{ASSIGNMENT}/{p.name}" for p in (REPO / "release" / ASSIGNMENT).glob("*.ipynb")
+        )
         for p in (REPO / "release" / ASSIGNMENT).glob("*.ipynb"):
             assert z.read(f"{ASSIGNMENT}/{p.name}") == p.read_bytes(), f"{p.name} differs from the release"
     text = (dist / "STUDENTS.md").read_text()
@@ -141,7 +146,7 @@ def test_the_scan_catches_a_planted_hidden_test_line(dist, tmp_path):
     assert any("notes.md: holds 'BEGIN SOLUTION'" in f for f in leaks(leaky, secrets))
 
 
-RUN_TO_FIRST_STUB = r'''
+RUN_TO_FIRST_STUB = r"""
 import json, sys
 import nbformat
 from nbclient import NotebookClient
@@ -161,7 +166,7 @@ stderr = [o.text for c in nb.cells if c.cell_type == "code" for o in c.outputs i
 where = nb.cells[-1].outputs[0].text.split()
 json.dump({"n_code": sum(c.cell_type == "code" for c in cells) - 1, "errors": len(errors), "stderr": stderr,
            "collabkit": where[0], "python": where[1]}, open(out, "w"))
-'''
+"""
 
 
 @pytest.mark.slow
@@ -171,14 +176,20 @@ def test_release_notebooks_run_to_their_first_stub_with_only_the_bundle(dist, tm
     site = next((venv / "lib").glob("python3.*/site-packages"))
     (site / "pinned_stack.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")  # .pth files there are not run
     py = venv / "bin" / "python"
-    run = subprocess.run([py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel_of(dist))],
-                         capture_output=True, text=True)
+    run = subprocess.run(
+        [py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel_of(dist))],
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     student = tmp_path / "student"  # outside the repository: no course, no source, no solutions above it
     with zipfile.ZipFile(dist / f"{ASSIGNMENT}.zip") as z:
         z.extractall(student)
-    env = dict(os.environ, PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
-               JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"))
+    env = dict(
+        os.environ,
+        PATH=f"{venv / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        JUPYTER_PATH=str(Path(sys.prefix) / "share" / "jupyter"),
+    )
     env.pop("COLLABKIT_REFERENCE", None)
     assert (venv / "bin" / "collabkit").exists(), "the wheel installs the students' command"
     run = subprocess.run([venv / "bin" / "collabkit", "data"], capture_output=True, text=True, env=env, cwd=student)
@@ -188,8 +199,9 @@ def test_release_notebooks_run_to_their_first_stub_with_only_the_bundle(dist, tm
     (tmp_path / "run.py").write_text(RUN_TO_FIRST_STUB)
     for path in sorted((student / ASSIGNMENT).glob("*.ipynb")):
         out = tmp_path / f"{path.stem}.json"
-        run = subprocess.run([py, tmp_path / "run.py", path, out], capture_output=True, text=True, env=env,
-                             cwd=path.parent, timeout=900)
+        run = subprocess.run(
+            [py, tmp_path / "run.py", path, out], capture_output=True, text=True, env=env, cwd=path.parent, timeout=900
+        )
         assert run.returncode == 0, f"{path.name}: {run.stderr[-3000:]}"
         got = json.loads(out.read_text())
         assert got["n_code"] >= 1 and got["errors"] == 0 and got["stderr"] == [], (path.name, got)
@@ -199,17 +211,23 @@ def test_release_notebooks_run_to_their_first_stub_with_only_the_bundle(dist, tm
 
 def test_handout_refuses_a_release_that_leaks_and_writes_nothing(tmp_path):
     from collabkit.errors import KitError
+
     course = tmp_path / "course"
     course.mkdir()
     shutil.copy(REPO / "nbgrader_config.py", course / "nbgrader_config.py")
     for folder in ("source", "release"):
-        shutil.copytree(REPO / folder / ASSIGNMENT, course / folder / ASSIGNMENT, ignore=shutil.ignore_patterns("models"))
+        shutil.copytree(
+            REPO / folder / ASSIGNMENT, course / folder / ASSIGNMENT, ignore=shutil.ignore_patterns("models")
+        )
     path = course / "release" / ASSIGNMENT / "01_data.ipynb"
     nb = nbformat.read(path, as_version=4)
     nb.cells[-1].source += "\n### BEGIN HIDDEN TESTS\n"  # a release made with the wrong config
     nbformat.write(nb, path)
-    with pytest.raises(KitError, match=r"the handout would leak instructor-only content, so dist/ was not written: "
-                                       r"collab_filtering.zip:collab_filtering/01_data.ipynb: holds 'BEGIN HIDDEN TESTS'"):
+    with pytest.raises(
+        KitError,
+        match=r"the handout would leak instructor-only content, so dist/ was not written: "
+        r"collab_filtering.zip:collab_filtering/01_data.ipynb: holds 'BEGIN HIDDEN TESTS'",
+    ):
         handout(Course.open(course))
     assert not (course / "dist").exists() and not list(course.glob(".dist-*"))
     (course / "release" / ASSIGNMENT).rename(course / "release" / "gone")

@@ -4,6 +4,7 @@ Fast tests run nbgrader's AssignLatePenalties with the kit's PercentPerDay plugi
 gradebook (no notebook runs); the slow one grades a real submission handed in three hours
 late and finds the penalty in grades.csv, grading.json and the student's feedback.
 """
+
 from __future__ import annotations
 
 import csv
@@ -22,8 +23,10 @@ from collabkit.late import PercentPerDay, apply_late_penalties, due_date
 pytestmark = pytest.mark.filterwarnings("ignore:.*not in session.*")
 
 NB = "05_cold_start_and_ethics"
-CONFIG = ('c = get_config()\nc.CollabKit.duedate = "2026-12-01 12:00:00 UTC"\n'
-          'c.AssignLatePenalties.plugin_class = "collabkit.late.PercentPerDay"\nc.PercentPerDay.percent = 10\n')
+CONFIG = (
+    'c = get_config()\nc.CollabKit.duedate = "2026-12-01 12:00:00 UTC"\n'
+    'c.AssignLatePenalties.plugin_class = "collabkit.late.PercentPerDay"\nc.PercentPerDay.percent = 10\n'
+)
 
 
 def test_percent_per_day_takes_a_tenth_per_started_day_up_to_everything():
@@ -40,6 +43,7 @@ def gradebook(tmp_path_factory) -> Path:
     from datetime import datetime
 
     from nbgrader.api import Gradebook
+
     db = tmp_path_factory.mktemp("gradebook") / "gradebook.db"
     with nbgrader_tools(), Gradebook(f"sqlite:///{db}") as gb:
         gb.add_assignment(ASSIGNMENT)
@@ -63,13 +67,22 @@ def small_course(root: Path, gradebook: Path, config: str = CONFIG) -> Course:
     course = Course.open(root)
     for sid in ("ada", "bo"):
         course.autograded(sid).mkdir(parents=True)
-        (course.autograded(sid) / "grading.json").write_text(json.dumps(
-            {"student_id": sid, "status": "graded", "notebooks": {NB: {"status": "graded", "events": []}}, "cells": []}))
+        (course.autograded(sid) / "grading.json").write_text(
+            json.dumps(
+                {
+                    "student_id": sid,
+                    "status": "graded",
+                    "notebooks": {NB: {"status": "graded", "events": []}},
+                    "cells": [],
+                }
+            )
+        )
     return course
 
 
 def test_penalties_reach_the_gradebook_grading_json_and_the_export(tmp_path, gradebook):
     from collabkit.export import export
+
     course = small_course(tmp_path / "course", gradebook)
     assert apply_late_penalties(course, ["ada", "bo"], refresh=False) == {"ada": 0.0, "bo": pytest.approx(1.2)}
     bo = json.loads((course.autograded("bo") / "grading.json").read_text())
@@ -85,7 +98,9 @@ def test_penalties_reach_the_gradebook_grading_json_and_the_export(tmp_path, gra
 
 
 def test_without_a_plugin_lateness_is_recorded_and_costs_nothing(tmp_path, gradebook):
-    course = small_course(tmp_path / "course", gradebook, 'c = get_config()\nc.CollabKit.duedate = "2026-12-01 12:00:00 UTC"\n')
+    course = small_course(
+        tmp_path / "course", gradebook, 'c = get_config()\nc.CollabKit.duedate = "2026-12-01 12:00:00 UTC"\n'
+    )
     assert apply_late_penalties(course, ["bo"], refresh=False) == {"bo": 0.0}
     bo = json.loads((course.autograded("bo") / "grading.json").read_text())
     assert bo["late"]["seconds_late"] == 25 * 3600 and bo["late"]["penalty"] == 0
@@ -105,6 +120,7 @@ def test_a_late_submission_is_graded_with_its_penalty_in_the_feedback(tmp_path):
 
     from collabkit.grading.batch import grade
     from collabkit.release import release
+
     root = tmp_path / "course"
     (root / "source" / ASSIGNMENT).mkdir(parents=True)
     shutil.copy(REPO / "source" / ASSIGNMENT / f"{NB}.ipynb", root / "source" / ASSIGNMENT)
@@ -120,4 +136,6 @@ def test_a_late_submission_is_graded_with_its_penalty_in_the_feedback(tmp_path):
     saved = json.loads((root / "autograded" / "alice" / ASSIGNMENT / "grading.json").read_text())
     assert 3 * 3600 <= saved["late"]["seconds_late"] < 3 * 3600 + 600, saved["late"]
     html = (root / "feedback" / "alice" / ASSIGNMENT / f"{NB}.html").read_text()
-    assert "Submitted 3 h" in html and f"after the due date: late penalty {float(row['late_penalty']):g} points." in html
+    assert (
+        "Submitted 3 h" in html and f"after the due date: late penalty {float(row['late_penalty']):g} points." in html
+    )

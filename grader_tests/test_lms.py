@@ -6,6 +6,7 @@ point with at most two decimals, a blank grade for a missing submission unless
 --missing-as-zero, an honest 0 kept as 0. The last test runs `collabkit export --roster` on a
 small gradebook and checks what it says on stderr about students it could not place.
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 ROSTER = (
     "student_id,name,lms_id,sis_user_id,sis_login_id,section,email,idnumber\n"
-    'dee,Dée Ray,104,S-004,dee@uni.example,B,dee@uni.example,S-004\n'
+    "dee,Dée Ray,104,S-004,dee@uni.example,B,dee@uni.example,S-004\n"
     '"ada","Ng, Ada",101,S-001,ada@uni.example,A,ada@uni.example,S-001\n'
     "bo,Bo Li,102,S-002,bo@uni.example,A,bo@uni.example,S-002\n"
     'cy,"Cy ""Sky"" Oz",103,S-003,cy@uni.example,B,cy@uni.example,S-003\n'
@@ -33,7 +34,13 @@ ROSTER = (
 GRADES = [
     {"student_id": "ada", "status": "graded", "score": "47.5", "max_score": "47.5", "cells_awaiting_hand_grading": "0"},
     {"student_id": "bo", "status": "graded", "score": "0", "max_score": "47.5", "cells_awaiting_hand_grading": "0"},
-    {"student_id": "cy", "status": "graded", "score": "0.333333", "max_score": "47.5", "cells_awaiting_hand_grading": "0"},
+    {
+        "student_id": "cy",
+        "status": "graded",
+        "score": "0.333333",
+        "max_score": "47.5",
+        "cells_awaiting_hand_grading": "0",
+    },
     {"student_id": "eve", "status": "graded", "score": "12", "max_score": "47.5", "cells_awaiting_hand_grading": "0"},
 ]
 
@@ -50,8 +57,18 @@ def golden(name: str) -> bytes:
 
 
 def test_points_use_a_decimal_point_and_at_most_two_decimals():
-    assert [points(x) for x in (47.5, "47.50", 0, "0.0", 1 / 3, 2 / 3, 12, 1234.5, None, "")] == \
-        ["47.5", "47.5", "0", "0", "0.33", "0.67", "12", "1234.5", "", ""]
+    assert [points(x) for x in (47.5, "47.50", 0, "0.0", 1 / 3, 2 / 3, 12, 1234.5, None, "")] == [
+        "47.5",
+        "47.5",
+        "0",
+        "0",
+        "0.33",
+        "0.67",
+        "12",
+        "1234.5",
+        "",
+        "",
+    ]
 
 
 def test_join_lists_students_missing_from_either_side(roster):
@@ -109,11 +126,14 @@ def test_moodle_leaves_out_and_names_a_student_without_the_identifier(roster):
     assert left_out == ["dee"] and "dee" not in text and text.count("\r\n") == 4
 
 
-@pytest.mark.parametrize("content, message", [
-    ("name,email\nAda,a@x\n", r"has no student_id column \(its header is: name, email\)"),
-    ("student_id,name\nada,Ada\nada,Ada again\n", "line 3: student_id ada appears twice"),
-    ("student_id,name\n,Ada\n", "line 2: student_id is empty"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("name,email\nAda,a@x\n", r"has no student_id column \(its header is: name, email\)"),
+        ("student_id,name\nada,Ada\nada,Ada again\n", "line 3: student_id ada appears twice"),
+        ("student_id,name\n,Ada\n", "line 2: student_id is empty"),
+    ],
+)
 def test_bad_rosters_are_refused_in_one_sentence(tmp_path, content, message):
     path = tmp_path / "roster.csv"
     path.write_text(content)
@@ -129,11 +149,13 @@ def test_a_roster_saved_with_a_byte_order_mark_is_read(tmp_path):
 
 # ---------------------------------------------------------------------------- the command
 
+
 def small_course(root: Path) -> Path:
     """A course whose gradebook holds ada (2 of 3 points), bo (0 of 3) and eve (3 of 3), no notebooks run."""
     from nbgrader.api import Gradebook
 
     from collabkit.course import nbgrader_tools
+
     (root / "source" / ASSIGNMENT).mkdir(parents=True)
     (root / "nbgrader_config.py").write_text("c = get_config()\n")
     with nbgrader_tools(), Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
@@ -153,22 +175,39 @@ def small_course(root: Path) -> Path:
 
 def test_export_with_a_roster_writes_canvas_and_names_whom_it_could_not_place(tmp_path, monkeypatch, capsys):
     from collabkit.cli import main
+
     course = small_course(tmp_path / "course")
     monkeypatch.chdir(course)
     roster = tmp_path / "roster.csv"
     roster.write_text("student_id,name,lms_id,section\nada,Ada,1,A\nbo,Bo,2,A\ndee,Dee,4,B\n")
     capsys.readouterr()
-    assert main(["export", "--roster", str(roster), "--format", "canvas",
-                 "--canvas-assignment-id", "9", "--assignment-title", "CF"]) == 0
+    assert (
+        main(
+            [
+                "export",
+                "--roster",
+                str(roster),
+                "--format",
+                "canvas",
+                "--canvas-assignment-id",
+                "9",
+                "--assignment-title",
+                "CF",
+            ]
+        )
+        == 0
+    )
     assert (course / "exports" / "canvas.csv").read_bytes() == (
-        b"Student,ID,Section,CF (9)\r\nPoints Possible,,,3\r\nAda,1,A,2\r\nBo,2,A,0\r\nDee,4,B,\r\n")
+        b"Student,ID,Section,CF (9)\r\nPoints Possible,,,3\r\nAda,1,A,2\r\nBo,2,A,0\r\nDee,4,B,\r\n"
+    )
     assert capsys.readouterr().err.splitlines() == [
         f"collabkit export: eve has a grade but is not in the roster {roster}: not written to canvas.csv",
         "collabkit export: dee is in the roster but has no submission: written as a blank grade",
     ]
     assert main(["export", "--roster", str(roster), "--format", "moodle"]) == 2
     assert capsys.readouterr().err == (
-        "collabkit export: Moodle's import maps students by email, and the roster has no email column\n")
+        "collabkit export: Moodle's import maps students by email, and the roster has no email column\n"
+    )
     assert main(["export", "--format", "moodle"]) == 2
     assert "--roster and --format go together" in capsys.readouterr().err
     with open(course / "exports" / "grades.csv", newline="") as f:

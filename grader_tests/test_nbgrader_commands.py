@@ -5,6 +5,7 @@ names `collabkit grade`, touching nothing; `COLLABKIT_STOCK_AUTOGRADE=1` still r
 nbgrader (the kit's baseline runs rely on it). `nbgrader generate_feedback` (the Generate
 Feedback button) redacts as `collabkit feedback` does.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,19 +24,24 @@ from collabkit.data import fastai_home
 
 
 def nbgrader(course: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True,
-                          env=tool_env(**env))
+    return subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=course, capture_output=True, text=True, env=tool_env(**env)
+    )
 
 
 def snapshot(course: Path) -> dict:
     """Every file of the course, with its size, time and bytes (nbgrader's own log file aside)."""
-    return {str(p.relative_to(course)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(course.rglob("*")) if p.is_file() and p.name != ".nbgrader.log"}
+    return {
+        str(p.relative_to(course)): (p.stat().st_size, p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(course.rglob("*"))
+        if p.is_file() and p.name != ".nbgrader.log"
+    }
 
 
 def test_nbgrader_autograde_and_the_formgrader_button_refuse_and_change_nothing(graded_copy):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
+
     course = graded_copy
     rows, files = gradebook_rows(course), snapshot(course)
     run = nbgrader(course, "autograde", ASSIGNMENT, "--student=probe_course", "--force")
@@ -51,9 +57,16 @@ def test_nbgrader_autograde_and_the_formgrader_button_refuse_and_change_nothing(
 
 def test_stock_autograde_still_runs_when_asked_explicitly(graded_copy):
     course = graded_copy
-    run = nbgrader(course, "autograde", ASSIGNMENT, "--student=correct", "--force",
-                   COLLABKIT_STOCK_AUTOGRADE="1", FASTAI_HOME=str(fastai_home()),
-                   COLLABKIT_REFERENCE=str(course / "solutions" / "reference.json"))
+    run = nbgrader(
+        course,
+        "autograde",
+        ASSIGNMENT,
+        "--student=correct",
+        "--force",
+        COLLABKIT_STOCK_AUTOGRADE="1",
+        FASTAI_HOME=str(fastai_home()),
+        COLLABKIT_REFERENCE=str(course / "solutions" / "reference.json"),
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     scores = {r[1]: r[2] for r in gradebook_rows(course)["correct"] if r[2] != "comment"}
     assert scores["test_double"] == 2 and scores["test_square"] == 1
@@ -62,8 +75,11 @@ def test_stock_autograde_still_runs_when_asked_explicitly(graded_copy):
 def source_secrets(course: Path) -> list[str]:
     """Every line of the source's hidden tests and mark schemes."""
     nb = nbformat.read(course / "source" / ASSIGNMENT / "toy.ipynb", as_version=4)
-    blocks = re.findall(r"BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS|=== BEGIN MARK SCHEME ===\n(.*?)=== END",
-                        "\n".join(c.source for c in nb.cells), flags=re.S)
+    blocks = re.findall(
+        r"BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS|=== BEGIN MARK SCHEME ===\n(.*?)=== END",
+        "\n".join(c.source for c in nb.cells),
+        flags=re.S,
+    )
     lines = {line.strip() for block in blocks for part in block for line in part.splitlines() if line.strip()}
     assert len(lines) >= 7
     return sorted(lines)

@@ -6,6 +6,7 @@ leave the visible test, drop the hidden part and the rubric, cut the traceback t
 redact the hidden line wherever an output repeats it. The slow browser test
 (test_formgrader.py) checks the same through formgrader itself.
 """
+
 from __future__ import annotations
 
 import nbformat
@@ -20,16 +21,26 @@ HIDDEN = "assert _secret_reference(x) == 42, 'hidden check'"
 def autograded_notebook():
     test = new_code_cell(
         "assert isinstance(x, int), 'x should be an int'\n### BEGIN HIDDEN TESTS\n" + HIDDEN + "\n### END HIDDEN TESTS",
-        metadata={"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "test_x", "points": 1}})
+        metadata={"nbgrader": {"grade": True, "solution": False, "locked": True, "grade_id": "test_x", "points": 1}},
+    )
     test.outputs = [
         new_output("stream", name="stdout", text=f"debug: {HIDDEN}\n"),
-        new_output("error", ename="AssertionError", evalue="hidden check",
-                   traceback=["Traceback (most recent call last):", f"----> 3 {HIDDEN}", "AssertionError: hidden check"]),
+        new_output(
+            "error",
+            ename="AssertionError",
+            evalue="hidden check",
+            traceback=["Traceback (most recent call last):", f"----> 3 {HIDDEN}", "AssertionError: hidden check"],
+        ),
     ]
     task = new_markdown_cell(
         "Explain x.\n\n=== BEGIN MARK SCHEME ===\nOne point for naming the proxy.\n=== END MARK SCHEME ===",
-        metadata={"nbgrader": {"grade": False, "solution": False, "task": True, "locked": True, "grade_id": "q", "points": 0}})
-    answer = new_code_cell("x = 41", metadata={"nbgrader": {"grade": False, "solution": True, "locked": False, "grade_id": "x"}})
+        metadata={
+            "nbgrader": {"grade": False, "solution": False, "task": True, "locked": True, "grade_id": "q", "points": 0}
+        },
+    )
+    answer = new_code_cell(
+        "x = 41", metadata={"nbgrader": {"grade": False, "solution": True, "locked": False, "grade_id": "x"}}
+    )
     return new_notebook(cells=[answer, test, task])
 
 
@@ -47,5 +58,6 @@ def test_student_view_drops_hidden_tests_rubrics_and_tracebacks():
 
 def test_kit_config_puts_student_view_into_generate_feedback():
     from nbgrader.preprocessors import GetGrades
+
     pps = kit_config().GenerateFeedback.preprocessors
     assert GetGrades in pps and StudentView in pps and pps.index(GetGrades) < pps.index(StudentView), pps

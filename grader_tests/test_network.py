@@ -1,5 +1,6 @@
 """Student code has no network: its kernel sits in a network namespace with loopback only, and
 talks to the grader over unix sockets (jupyter's ipc transport) in its own run folder."""
+
 from __future__ import annotations
 
 import json
@@ -13,9 +14,14 @@ from conftest import IS_ROOT, LIMITS, answers_of, graded, submit
 
 
 def printed(nb, prefix: str) -> dict:
-    line = next(line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
-                if line.startswith(prefix))
-    return json.loads(line[len(prefix):])
+    line = next(
+        line
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        for line in o.get("text", "").splitlines()
+        if line.startswith(prefix)
+    )
+    return json.loads(line[len(prefix) :])
 
 
 def test_student_code_reaches_no_server_and_no_name_server_and_still_scores(graded_copy):
@@ -48,8 +54,11 @@ def test_student_code_reaches_no_server_and_no_name_server_and_still_scores(grad
     assert cells["test_double"] == (2, "passed") and cells["test_square"] == (1, "passed"), record
     if IS_ROOT:
         assert sandbox["net_namespace"] is True, sandbox
-        assert {k: how for k, (how, _) in net.items()} == {"connect": "blocked", "resolve": "blocked",
-                                                           "outside": "blocked"}, net
+        assert {k: how for k, (how, _) in net.items()} == {
+            "connect": "blocked",
+            "resolve": "blocked",
+            "outside": "blocked",
+        }, net
         assert received == []
     else:  # no namespace without root: grading goes on, and the report says the kernel had the network
         assert sandbox["net_namespace"] is False

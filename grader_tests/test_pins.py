@@ -1,4 +1,5 @@
 """One set of exact pins: requirements.txt, mirrored by environment.yml's pip section."""
+
 import re
 from importlib.metadata import version
 from pathlib import Path
@@ -7,12 +8,19 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def pins(lines):
-    return dict(re.match(r"^\s*-?\s*([A-Za-z0-9_.\-]+)==(\S+)\s*$", line).groups() for line in lines
-                if re.match(r"^\s*-?\s*[A-Za-z0-9_.\-]+==", line))
+    return dict(
+        re.match(r"^\s*-?\s*([A-Za-z0-9_.\-]+)==(\S+)\s*$", line).groups()
+        for line in lines
+        if re.match(r"^\s*-?\s*[A-Za-z0-9_.\-]+==", line)
+    )
 
 
 def test_requirements_pin_everything_exactly():
-    lines = [line for line in (REPO / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")]
+    lines = [
+        line
+        for line in (REPO / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
     assert pins(lines)["torch"] == "2.14.1" and pins(lines)["torchvision"] == "0.29.1"
 

@@ -3,6 +3,7 @@
 01_data (the fastest real notebook) carries the bad submissions in the default suite; the
 slow set grades all five notebooks, the solution alone and in a batch with damaged ones.
 """
+
 from __future__ import annotations
 
 import json
@@ -29,6 +30,7 @@ def feedback_leaks(course: Path, student: str) -> list[str]:
 
     from collabkit.grading.batch import load_specs
     from collabkit.grading.sanitize import hidden_lines
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         specs = load_specs(gb, ASSIGNMENT)
     leaks = []
@@ -38,8 +40,11 @@ def feedback_leaks(course: Path, student: str) -> list[str]:
         own = submitted.read_text(errors="replace") if submitted.exists() else ""
         release = nbformat.read(course / "release" / ASSIGNMENT / f"{name}.ipynb", as_version=4)
         text = page.read_text() + page_text(page)
-        leaks += [f"{name}: {line}" for line in hidden_lines(spec, release)
-                  if line in text and json.dumps(line)[1:-1] not in own and line not in own]
+        leaks += [
+            f"{name}: {line}"
+            for line in hidden_lines(spec, release)
+            if line in text and json.dumps(line)[1:-1] not in own and line not in own
+        ]
         leaks += [f"{name}: mark scheme" for marker in ("MARK SCHEME",) if marker in page_text(page)]
     return leaks
 
@@ -53,11 +58,14 @@ pytestmark = pytest.mark.slow
 def real01(tmp_path_factory):
     """01_data, the fastest real notebook, as the vehicle for bad input on the real stack (fastai kernels)."""
     from collabkit.samples import solutions
+
     course = make_course(tmp_path_factory.mktemp("real01") / "course", REPO, [R01], reference=REFERENCE)
     release = json.loads((course / "release" / ASSIGNMENT / R01).read_text())
     answers = solutions(R01, course)
-    put = lambda student, data: (course / "submitted" / student / ASSIGNMENT).mkdir(parents=True) or \
-        (course / "submitted" / student / ASSIGNMENT / R01).write_bytes(data)
+    put = lambda student, data: (
+        (course / "submitted" / student / ASSIGNMENT).mkdir(parents=True)
+        or (course / "submitted" / student / ASSIGNMENT / R01).write_bytes(data)
+    )
     put("correct", bad.correct(release, answers))
     nb = bad.answered(release, answers, load_ratings="def load_ratings(path):\n    return pd.DataFrame()\n")
     nb["cells"][bad.index(nb, LOAD_RATINGS_TESTS[0])]["source"] = "pass"
@@ -65,12 +73,17 @@ def real01(tmp_path_factory):
     put("tampered", bad.dump(nb))
     put("crashed", bad.dump(bad.answered(release, answers, density="import os\nos._exit(3)\n")))
     put("unreadable", bad.invalid_json(release, answers))
-    nb = json.loads(bad.nbformat3(release, answers))   # nbformat 3, then more damage on top
+    nb = json.loads(bad.nbformat3(release, answers))  # nbformat 3, then more damage on top
     cells = nb["worksheets"][0]["cells"]
     at = next(i for i, c in enumerate(cells) if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_density_toy")
-    cells.insert(at, json.loads(json.dumps(cells[at])))                          # duplicated test cell
-    del cells[next(i for i, c in enumerate(cells)
-                   if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_make_dls_basics")]  # deleted
+    cells.insert(at, json.loads(json.dumps(cells[at])))  # duplicated test cell
+    del cells[
+        next(
+            i
+            for i, c in enumerate(cells)
+            if c["metadata"].get("nbgrader", {}).get("grade_id") == "test_make_dls_basics"
+        )
+    ]  # deleted
     nb["metadata"]["kernelspec"] = {"name": "python2", "display_name": "Python 2", "language": "python"}
     put("repaired", json.dumps(nb).encode())
     nb = bad.extra_cell(bad.answered(release, answers), "setup", bad.PROBE)
@@ -83,8 +96,13 @@ def test_real_notebook_bad_input_gets_statuses_and_honest_scores(real01):
     course, records = real01
     cells = {s: {c["grade_id"]: c["status"] for c in r["cells"]} for s, r in records.items()}
     assert {s: r["status"] for s, r in records.items()} == {
-        "correct": "graded", "tampered": "tampered", "crashed": "crashed", "unreadable": "unreadable",
-        "repaired": "repaired", "probe": "graded"}, {s: r["notebooks"] for s, r in records.items()}
+        "correct": "graded",
+        "tampered": "tampered",
+        "crashed": "crashed",
+        "unreadable": "unreadable",
+        "repaired": "repaired",
+        "probe": "graded",
+    }, {s: r["notebooks"] for s, r in records.items()}
     for student in ("correct", "repaired", "probe"):
         assert set(cells[student].values()) == {"passed"}, (student, cells[student])
         assert records[student]["score"] == records[student]["max_score"] == 7.0
@@ -101,11 +119,17 @@ def test_real_notebook_bad_input_gets_statuses_and_honest_scores(real01):
 def test_real_kernel_is_isolated_too(real01):
     course, records = real01
     nb = nbformat.read(course / "autograded" / "probe" / ASSIGNMENT / R01, as_version=4)
-    line = next(line for c in nb.cells for o in c.get("outputs", []) for line in o.get("text", "").splitlines()
-                if line.startswith("PROBE "))
-    probe = json.loads(line[len("PROBE "):])
-    assert all(how == "blocked" for k, (how, _) in probe.items()
-               if k not in ("list_course", "read_home", "list_tmp")), probe
+    line = next(
+        line
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        for line in o.get("text", "").splitlines()
+        if line.startswith("PROBE ")
+    )
+    probe = json.loads(line[len("PROBE ") :])
+    assert all(
+        how == "blocked" for k, (how, _) in probe.items() if k not in ("list_course", "read_home", "list_tmp")
+    ), probe
     assert records["probe"]["notebooks"]["01_data"]["sandbox"]["namespace"] is True
 
 
@@ -115,6 +139,7 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     from harness import REPO
 
     from collabkit.samples import notebook_names, place, submission
+
     names = notebook_names(REPO)
     course = make_course(tmp_path_factory.mktemp("full") / "course", REPO, names, reference=REFERENCE)
     place(course, "solution", {n: submission(course, n) for n in names})
@@ -122,10 +147,13 @@ def test_full_solution_in_a_batch_of_bad_submissions(tmp_path_factory):
     alone_rows = [r for r in read_csv(course / "exports" / "grades_by_cell.csv") if r["student_id"] == "solution"]
     place(course, "blank", {n: submission(course, n, blank=True) for n in names})
     mix = {n: submission(course, n) for n in names}
-    mix[names[0]] = nbformat.writes(mix[names[0]])[:500]                 # unreadable
-    tests = [c for c in mix[names[1]].cells if c.metadata.get("nbgrader", {}).get("grade")
-             and not c.metadata.nbgrader.get("solution")]
-    tests[0].source = "pass"                                             # tampered
+    mix[names[0]] = nbformat.writes(mix[names[0]])[:500]  # unreadable
+    tests = [
+        c
+        for c in mix[names[1]].cells
+        if c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")
+    ]
+    tests[0].source = "pass"  # tampered
     tests[1].metadata["tags"] = ["skip-execution"]
     mix[names[2]] = nbformat.writes(nbformat.convert(mix[names[2]], 3))  # old format
     place(course, "mixed", mix)

@@ -1,4 +1,5 @@
 """Regrading one student (`collabkit grade --student ID`) changes that student's rows and nobody else's."""
+
 from __future__ import annotations
 
 import json

@@ -6,6 +6,7 @@ that writes new records (fast); and, in the slow set, a real regrade: bob hands 
 is graded, fixes one answer, and `collabkit grade --student bob` names exactly the cells that
 changed.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,10 +20,16 @@ from collabkit.regrade import changes
 
 
 def record(scores: dict[str, float | None], total=None, when="2026-12-01T10:00:00+00:00") -> dict:
-    return {"student_id": "bob", "graded_at": when, "status": "graded",
-            "score": total if total is not None else sum(v or 0 for v in scores.values()),
-            "cells": [{"notebook": k.split("/")[0], "grade_id": k.split("/")[1], "score": v, "max_score": 1}
-                      for k, v in scores.items()]}
+    return {
+        "student_id": "bob",
+        "graded_at": when,
+        "status": "graded",
+        "score": total if total is not None else sum(v or 0 for v in scores.values()),
+        "cells": [
+            {"notebook": k.split("/")[0], "grade_id": k.split("/")[1], "score": v, "max_score": 1}
+            for k, v in scores.items()
+        ],
+    }
 
 
 def test_changes_lists_only_changed_cells_in_order():
@@ -43,16 +50,20 @@ def test_grade_prints_the_diff_and_records_previous_scores(tmp_path, monkeypatch
     import collabkit.grading.batch
     from collabkit.cli import main
     from collabkit.course import Course
+
     course = Course.open(fake_course(tmp_path / "course"))
     old = {"ada": record({"01/test_a": 1, "01/test_b": 0}), "bo": record({"01/test_a": 1, "01/test_b": 1})}
-    new = {"ada": record({"01/test_a": 1, "01/test_b": 1}, when="2026-12-02T10:00:00+00:00"),
-           "bo": record({"01/test_a": 1, "01/test_b": 1}, when="2026-12-02T10:00:00+00:00")}
+    new = {
+        "ada": record({"01/test_a": 1, "01/test_b": 1}, when="2026-12-02T10:00:00+00:00"),
+        "bo": record({"01/test_a": 1, "01/test_b": 1}, when="2026-12-02T10:00:00+00:00"),
+    }
     for sid, rec in old.items():
         course.autograded(sid).mkdir(parents=True)
         (course.autograded(sid) / "grading.json").write_text(json.dumps(dict(rec, student_id=sid)))
 
     def regrade(course, students=None, workers=2, limits=None, resume=False):
         from collabkit.grading.records import StudentRecord
+
         out = []
         for sid in students or sorted(new):
             rec = dict(new[sid], student_id=sid)
@@ -65,8 +76,14 @@ def test_grade_prints_the_diff_and_records_previous_scores(tmp_path, monkeypatch
     out = capsys.readouterr().out.splitlines()
     assert out[:3] == ["ada: 1 cell changed (total 1 -> 2)", "  01 test_b 0 -> 1", "bo: no cell changed"], out
     ada = json.loads((course.autograded("ada") / "grading.json").read_text())
-    assert ada["previous"] == [{"graded_at": "2026-12-01T10:00:00+00:00", "score": 1, "status": "graded",
-                                "cells": {"01/test_a": 1, "01/test_b": 0}}]
+    assert ada["previous"] == [
+        {
+            "graded_at": "2026-12-01T10:00:00+00:00",
+            "score": 1,
+            "status": "graded",
+            "cells": {"01/test_a": 1, "01/test_b": 0},
+        }
+    ]
     # A second regrade keeps the history, newest first.
     new["ada"] = record({"01/test_a": 0, "01/test_b": 1}, when="2026-12-03T10:00:00+00:00")
     assert main(["grade", "--root", str(course.root), "--student", "ada"]) == 0
@@ -80,6 +97,7 @@ def test_a_real_regrade_names_the_cells_a_fix_changed(tmp_path, capsys):
     from collabkit.cli import main
     from collabkit.course import Course
     from collabkit.release import release
+
     nb = "05_cold_start_and_ethics.ipynb"
     root = fake_course(tmp_path / "course")
     shutil.copy(REPO / "nbgrader_config.py", root / "nbgrader_config.py")
@@ -92,10 +110,15 @@ def test_a_real_regrade_names_the_cells_a_fix_changed(tmp_path, capsys):
     first = json.loads((root / "autograded" / "bob" / ASSIGNMENT / "grading.json").read_text())
     capsys.readouterr()
     # bob fixes popular_movies only.
-    place(root, "bob", {nb: submission(root, nb, {"popular_movies": solutions(nb, root)["popular_movies"]}, blank=True)})
+    place(
+        root, "bob", {nb: submission(root, nb, {"popular_movies": solutions(nb, root)["popular_movies"]}, blank=True)}
+    )
     assert main(["grade", "--root", str(root), "--workers", "1", "--student", "bob"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == ["bob: 1 cell changed (total 0 -> 1.5)", "  05_cold_start_and_ethics test_popular_movies 0 -> 1.5"], out
+    assert out[:2] == [
+        "bob: 1 cell changed (total 0 -> 1.5)",
+        "  05_cold_start_and_ethics test_popular_movies 0 -> 1.5",
+    ], out
     second = json.loads((root / "autograded" / "bob" / ASSIGNMENT / "grading.json").read_text())
     assert second["previous"][0]["cells"]["05_cold_start_and_ethics/test_popular_movies"] == 0
     assert second["previous"][0]["graded_at"] == first["graded_at"]

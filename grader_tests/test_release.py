@@ -1,4 +1,5 @@
 """The release is generated, current, and holds nothing instructor-only."""
+
 from __future__ import annotations
 
 import json
@@ -11,11 +12,18 @@ import nbformat
 import pytest
 from harness import ASSIGNMENT, REPO, make_course
 
-NOTEBOOKS = ["01_data.ipynb", "02_dot_product.ipynb", "03_interpretation.ipynb",
-             "04_neural_cf.ipynb", "05_cold_start_and_ethics.ipynb"]
-INSTRUCTOR_ONLY = re.compile(r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|"
-                             r"BEGIN MARK SCHEME|END MARK SCHEME|ck\.reference\(|reference\.json|"
-                             r"COLLABKIT_REFERENCE")
+NOTEBOOKS = [
+    "01_data.ipynb",
+    "02_dot_product.ipynb",
+    "03_interpretation.ipynb",
+    "04_neural_cf.ipynb",
+    "05_cold_start_and_ethics.ipynb",
+]
+INSTRUCTOR_ONLY = re.compile(
+    r"BEGIN SOLUTION|END SOLUTION|BEGIN HIDDEN TESTS|END HIDDEN TESTS|"
+    r"BEGIN MARK SCHEME|END MARK SCHEME|ck\.reference\(|reference\.json|"
+    r"COLLABKIT_REFERENCE"
+)
 
 
 @pytest.fixture(scope="module")
@@ -53,9 +61,11 @@ def test_release_holds_nothing_instructor_only():
 def test_every_test_cell_has_a_visible_part_and_a_hidden_part():
     for name in NOTEBOOKS:
         source = nbformat.read(REPO / "source" / ASSIGNMENT / name, as_version=4)
-        release = {c.metadata.nbgrader["grade_id"]: c for c in
-                   nbformat.read(REPO / "release" / ASSIGNMENT / name, as_version=4).cells
-                   if c.metadata.get("nbgrader", {}).get("grade_id")}
+        release = {
+            c.metadata.nbgrader["grade_id"]: c
+            for c in nbformat.read(REPO / "release" / ASSIGNMENT / name, as_version=4).cells
+            if c.metadata.get("nbgrader", {}).get("grade_id")
+        }
         for cell in source.cells:
             meta = cell.metadata.get("nbgrader", {})
             if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
@@ -73,14 +83,29 @@ def test_every_test_cell_has_a_visible_part_and_a_hidden_part():
 # release (zero everywhere) in test_solution.py, so they run with the slow tests.
 @pytest.mark.slow
 def test_validate_passes_on_source():
-    run = subprocess.run([sys.executable, "-m", "nbgrader", "validate", *[
-        str(REPO / "source" / ASSIGNMENT / n) for n in NOTEBOOKS]], capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run(
+        [sys.executable, "-m", "nbgrader", "validate", *[str(REPO / "source" / ASSIGNMENT / n) for n in NOTEBOOKS]],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert run.returncode == 0 and "VALIDATION FAILED" not in run.stdout, run.stdout[-4000:] + run.stderr[-2000:]
 
 
 @pytest.mark.slow
 def test_validate_invert_fails_every_test_on_release():
     """`validate --invert` passes only when every autograded test fails on the untouched release."""
-    run = subprocess.run([sys.executable, "-m", "nbgrader", "validate", "--invert", *[
-        str(REPO / "release" / ASSIGNMENT / n) for n in NOTEBOOKS]], capture_output=True, text=True, cwd=REPO)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "validate",
+            "--invert",
+            *[str(REPO / "release" / ASSIGNMENT / n) for n in NOTEBOOKS],
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+    )
     assert run.returncode == 0 and "VALIDATION FAILED" not in run.stdout, run.stdout[-4000:] + run.stderr[-2000:]

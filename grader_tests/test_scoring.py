@@ -8,6 +8,7 @@ score of an executed cell is nbgrader's own `utils.determine_grade`, so the cell
 nbgrader metadata it reads (grade, points, solution, locked, checksum). No kernel runs; the
 gradebook is nbgrader's, in memory.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,7 +32,7 @@ from collabkit.grading.records import (
 from collabkit.grading.scoring import events, notebook_status, score_cells, write_grades
 
 NAME = "toy"
-CODE = [i for i, c in enumerate(N.release().cells) if c.cell_type == "code"]   # 0, 2, 3, 6
+CODE = [i for i, c in enumerate(N.release().cells) if c.cell_type == "code"]  # 0, 2, 3, 6
 
 
 def executed(**outputs):
@@ -59,6 +60,7 @@ def score(nb=None, run=None, specs=None, never_ran=None) -> dict[str, tuple]:
 
 def test_the_factories_checksums_are_nbgraders():
     from nbgrader.utils import compute_checksum
+
     cells = [c for c in N.release().cells if "nbgrader" in c.metadata]
     assert [N.checksum(c) for c in cells] == [compute_checksum(c) for c in cells]
     assert all(c.metadata.nbgrader.checksum == compute_checksum(c) for c in cells)
@@ -66,23 +68,32 @@ def test_the_factories_checksums_are_nbgraders():
 
 # ---------------------------------------------------------------------------- score_cells
 
+
 def test_only_graded_and_task_cells_get_a_row_in_gradebook_order():
     rows = score_cells(executed(), N.specs(), ran(), NAME)
     assert [r.grade_id for r in rows] == ["test_double", "explain", "task_plot", "test_big"]
 
 
-@pytest.mark.parametrize("never_ran", [CellStatus.MISSING, CellStatus.UNREADABLE, CellStatus.GRADER_ERROR,
-                                       CellStatus.CRASHED, CellStatus.TIMED_OUT])
+@pytest.mark.parametrize(
+    "never_ran",
+    [CellStatus.MISSING, CellStatus.UNREADABLE, CellStatus.GRADER_ERROR, CellStatus.CRASHED, CellStatus.TIMED_OUT],
+)
 def test_a_notebook_that_never_ran_gives_every_graded_cell_its_status_and_0(never_ran):
     assert score(nb=None, run=None, never_ran=never_ran) == {
-        "test_double": (0.0, 2.0, never_ran), "explain": (0.0, 1.0, never_ran),
-        "task_plot": (0.0, 3.0, never_ran), "test_big": (0.0, 1.0, never_ran)}
+        "test_double": (0.0, 2.0, never_ran),
+        "explain": (0.0, 1.0, never_ran),
+        "task_plot": (0.0, 3.0, never_ran),
+        "test_big": (0.0, 1.0, never_ran),
+    }
 
 
 def test_never_ran_wins_over_the_outputs_of_a_placeholder_notebook():
     nb = executed(test_double=[N.stdout()])
     assert set(score(nb=nb, run=ran(), never_ran=CellStatus.MISSING).values()) == {
-        (0.0, 2.0, CellStatus.MISSING), (0.0, 1.0, CellStatus.MISSING), (0.0, 3.0, CellStatus.MISSING)}
+        (0.0, 2.0, CellStatus.MISSING),
+        (0.0, 1.0, CellStatus.MISSING),
+        (0.0, 3.0, CellStatus.MISSING),
+    }
 
 
 def test_a_task_worth_0_points_has_nothing_to_grade():
@@ -113,18 +124,24 @@ def test_a_test_whose_last_value_is_not_a_number_passes_with_full_points():
     assert score(executed(test_double=[N.result("True")]))["test_double"] == (2.0, 2.0, CellStatus.PASSED)
 
 
-@pytest.mark.parametrize("shown, expected", [
-    ("0.5", (0.5, 2.0, CellStatus.PARTIAL)),
-    ("1.5", (1.5, 2.0, CellStatus.PARTIAL)),
-    ("2", (2.0, 2.0, CellStatus.PASSED)),
-    ("0", (0.0, 2.0, CellStatus.FAILED)),
-])
+@pytest.mark.parametrize(
+    "shown, expected",
+    [
+        ("0.5", (0.5, 2.0, CellStatus.PARTIAL)),
+        ("1.5", (1.5, 2.0, CellStatus.PARTIAL)),
+        ("2", (2.0, 2.0, CellStatus.PASSED)),
+        ("0", (0.0, 2.0, CellStatus.FAILED)),
+    ],
+)
 def test_a_bare_number_on_the_last_line_is_nbgraders_partial_credit(shown, expected):
     assert score(executed(test_double=[N.result(shown)]))["test_double"] == expected
 
 
-@pytest.mark.parametrize("outputs", [[N.error()], [N.stdout(), N.error()], [N.stderr("DeprecationWarning\n")]],
-                         ids=["error", "stdout-then-error", "stderr"])
+@pytest.mark.parametrize(
+    "outputs",
+    [[N.error()], [N.stdout(), N.error()], [N.stderr("DeprecationWarning\n")]],
+    ids=["error", "stdout-then-error", "stderr"],
+)
 def test_a_test_that_raised_or_wrote_to_stderr_fails_with_0(outputs):
     replies = {i: "ok" for i in CODE}
     replies[AT["test_double"]] = "ok" if outputs[-1].output_type == "stream" else "error"
@@ -141,8 +158,9 @@ def test_a_reply_of_error_zeroes_a_cell_whose_outputs_claim_points(outputs):
 def test_a_test_that_timed_out_scores_0_and_later_tests_still_count():
     replies = {i: "ok" for i in CODE}
     replies[AT["test_double"]] = "error"
-    got = score(executed(test_double=[N.error("KeyboardInterrupt", "")]),
-                ran(replies=replies, timed_out=[AT["test_double"]]))
+    got = score(
+        executed(test_double=[N.error("KeyboardInterrupt", "")]), ran(replies=replies, timed_out=[AT["test_double"]])
+    )
     assert got["test_double"] == (0.0, 2.0, CellStatus.TIMED_OUT)
     assert got["test_big"] == (1.0, 1.0, CellStatus.PASSED)
 
@@ -153,10 +171,12 @@ def test_a_timed_out_cell_stays_timed_out_even_with_a_reply_and_clean_outputs():
 
 def test_the_cell_the_kernel_died_in_crashed_and_later_cells_did_not_run():
     got = score(executed(), ran(status="crashed", current=AT["test_double"], replies={0: "ok", 2: "ok"}))
-    assert got == {"test_double": (0.0, 2.0, CellStatus.CRASHED),
-                   "explain": (0, 1.0, CellStatus.NO_RESPONSE),            # hand-graded: no kernel needed
-                   "task_plot": (None, 3.0, CellStatus.NEEDS_MANUAL_GRADE),
-                   "test_big": (0.0, 1.0, CellStatus.NOT_RUN)}
+    assert got == {
+        "test_double": (0.0, 2.0, CellStatus.CRASHED),
+        "explain": (0, 1.0, CellStatus.NO_RESPONSE),  # hand-graded: no kernel needed
+        "task_plot": (None, 3.0, CellStatus.NEEDS_MANUAL_GRADE),
+        "test_big": (0.0, 1.0, CellStatus.NOT_RUN),
+    }
 
 
 def test_a_kernel_that_died_in_an_answer_leaves_every_later_test_not_run():
@@ -183,6 +203,7 @@ def test_a_memory_error_scores_0_with_memory_limit():
 
 # ---------------------------------------------------------------------------- events
 
+
 def test_a_run_where_nothing_happened_has_no_events():
     assert events(executed(), ran()) == []
 
@@ -207,7 +228,8 @@ def test_a_killed_kernel_says_why_instead_of_that_it_died():
 
 def test_a_death_in_no_known_cell_is_named_by_a_question_mark():
     assert events(executed(), ran(status="crashed", current=None)) == [
-        "the kernel died in cell ? (unnamed); later cells did not run"]
+        "the kernel died in cell ? (unnamed); later cells did not run"
+    ]
 
 
 def test_a_cell_past_the_end_of_the_notebook_is_named_by_its_position():
@@ -215,6 +237,7 @@ def test_a_cell_past_the_end_of_the_notebook_is_named_by_its_position():
 
 
 # ---------------------------------------------------------------------------- notebook_status
+
 
 def rows(*statuses) -> list[CellResult]:
     return [CellResult(NAME, f"cell{i}", 1.0, 0.0, s) for i, s in enumerate(statuses)]
@@ -231,18 +254,22 @@ STATUS_CASES = {
     "timed_out cell": (NotebookResult(run_status="ok"), [C.TIMED_OUT], Status.TIMED_OUT),
     "timed_out run": (NotebookResult(run_status="timed_out"), [C.PASSED], Status.TIMED_OUT),
     "timed_out cells listed": (NotebookResult(timed_out_cells=[2]), [C.PASSED], Status.TIMED_OUT),
-    "timed_out > memory_limit": (NotebookResult(memory_error=True), [C.TIMED_OUT, C.MEMORY_LIMIT],
-                                 Status.TIMED_OUT),
+    "timed_out > memory_limit": (NotebookResult(memory_error=True), [C.TIMED_OUT, C.MEMORY_LIMIT], Status.TIMED_OUT),
     "memory_limit cell": (NotebookResult(), [C.MEMORY_LIMIT], Status.MEMORY_LIMIT),
     "memory_error flag": (NotebookResult(memory_error=True), [C.PASSED], Status.MEMORY_LIMIT),
-    "memory_limit > tampered": (NotebookResult(tampering=True, repairs=["x"]), [C.MEMORY_LIMIT],
-                                Status.MEMORY_LIMIT),
+    "memory_limit > tampered": (NotebookResult(tampering=True, repairs=["x"]), [C.MEMORY_LIMIT], Status.MEMORY_LIMIT),
     "tampered > repaired": (NotebookResult(tampering=True, repairs=["test: edited"]), [C.PASSED], Status.TAMPERED),
-    "repaired > needs_manual_grade": (NotebookResult(repairs=["explain: retyped"]), [C.NEEDS_MANUAL_GRADE],
-                                      Status.REPAIRED),
+    "repaired > needs_manual_grade": (
+        NotebookResult(repairs=["explain: retyped"]),
+        [C.NEEDS_MANUAL_GRADE],
+        Status.REPAIRED,
+    ),
     "needs_manual_grade > graded": (NotebookResult(), [C.PASSED, C.NEEDS_MANUAL_GRADE], Status.NEEDS_MANUAL_GRADE),
-    "graded": (NotebookResult(run_status="ok"), [C.PASSED, C.PARTIAL, C.FAILED, C.NO_RESPONSE, C.NO_POINTS],
-               Status.GRADED),
+    "graded": (
+        NotebookResult(run_status="ok"),
+        [C.PASSED, C.PARTIAL, C.FAILED, C.NO_RESPONSE, C.NO_POINTS],
+        Status.GRADED,
+    ),
     "graded without cells": (NotebookResult(), [], Status.GRADED),
 }
 
@@ -255,12 +282,37 @@ def test_notebook_status_is_the_most_serious_thing_that_happened(entry, cells, e
 
 # ---------------------------------------------------------------------------- the status enums
 
+
 def test_statuses_are_declared_most_serious_first():
-    assert [s.value for s in Status] == ["grader_error", "unreadable", "missing", "crashed", "timed_out",
-                                         "memory_limit", "tampered", "repaired", "needs_manual_grade", "graded"]
+    assert [s.value for s in Status] == [
+        "grader_error",
+        "unreadable",
+        "missing",
+        "crashed",
+        "timed_out",
+        "memory_limit",
+        "tampered",
+        "repaired",
+        "needs_manual_grade",
+        "graded",
+    ]
     assert [s.value for s in CellStatus] == [
-        "grader_error", "unreadable", "missing", "crashed", "timed_out", "memory_limit", "not_run", "failed",
-        "partial", "no_response", "needs_manual_grade", "manually_graded", "no_points", "passed", "unknown"]
+        "grader_error",
+        "unreadable",
+        "missing",
+        "crashed",
+        "timed_out",
+        "memory_limit",
+        "not_run",
+        "failed",
+        "partial",
+        "no_response",
+        "needs_manual_grade",
+        "manually_graded",
+        "no_points",
+        "passed",
+        "unknown",
+    ]
     assert Status.GRADER_ERROR.severity == 0 and Status.GRADED.severity == 9
 
 
@@ -281,29 +333,53 @@ def test_a_status_prints_as_its_value_and_equals_it():
 def test_every_notebook_status_has_a_meaning_and_every_pre_run_status_a_cell_status():
     assert set(STATUS_MEANING) == set(Status)
     for s in (Status.GRADER_ERROR, Status.UNREADABLE, Status.MISSING, Status.CRASHED, Status.TIMED_OUT):
-        assert CellStatus(s.value).value == s.value   # batch.finish gives cells CellStatus(entry.status)
+        assert CellStatus(s.value).value == s.value  # batch.finish gives cells CellStatus(entry.status)
 
 
 # ---------------------------------------------------------------------------- records: JSON round trip
 
+
 def student_record() -> StudentRecord:
     return StudentRecord(
-        student_id="ada", status=Status.TAMPERED, score=2.5, max_score=7.0, seconds=12.5,
-        graded_at="2026-01-01T00:00:00+00:00", notes=["extra.ipynb is not part of the assignment and was ignored"],
-        notebooks={NAME: NotebookResult(status=Status.TAMPERED, repairs=["test_double: edited"], tampering=True,
-                                        run_status="ok", events=["cell test_big ran out of memory (MemoryError)"],
-                                        seconds=11.0, output_truncated=True, memory_error=True, timed_out_cells=[3],
-                                        sandbox={"uid": 2001})},
-        cells=[CellResult(NAME, "test_double", 2.0, 0.5, CellStatus.PARTIAL),
-               CellResult(NAME, "explain", 1.0, None, CellStatus.NEEDS_MANUAL_GRADE)])
+        student_id="ada",
+        status=Status.TAMPERED,
+        score=2.5,
+        max_score=7.0,
+        seconds=12.5,
+        graded_at="2026-01-01T00:00:00+00:00",
+        notes=["extra.ipynb is not part of the assignment and was ignored"],
+        notebooks={
+            NAME: NotebookResult(
+                status=Status.TAMPERED,
+                repairs=["test_double: edited"],
+                tampering=True,
+                run_status="ok",
+                events=["cell test_big ran out of memory (MemoryError)"],
+                seconds=11.0,
+                output_truncated=True,
+                memory_error=True,
+                timed_out_cells=[3],
+                sandbox={"uid": 2001},
+            )
+        },
+        cells=[
+            CellResult(NAME, "test_double", 2.0, 0.5, CellStatus.PARTIAL),
+            CellResult(NAME, "explain", 1.0, None, CellStatus.NEEDS_MANUAL_GRADE),
+        ],
+    )
 
 
 def test_a_student_record_survives_json_with_its_types():
     rec = student_record()
     data = json.loads(json.dumps(rec.to_json()))
     assert data["status"] == "tampered" and data["notebooks"][NAME]["status"] == "tampered"
-    assert data["cells"][1] == {"notebook": NAME, "grade_id": "explain", "max_score": 1.0, "score": None,
-                                "status": "needs_manual_grade"}
+    assert data["cells"][1] == {
+        "notebook": NAME,
+        "grade_id": "explain",
+        "max_score": 1.0,
+        "score": None,
+        "status": "needs_manual_grade",
+    }
     back = StudentRecord.from_json(data)
     assert back == rec
     assert type(back.status) is Status
@@ -330,8 +406,18 @@ def test_a_student_record_writes_sorted_json_and_reads_back(tmp_path):
 
 
 def test_a_notebook_run_gets_its_reply_keys_back_as_cell_indexes():
-    run = NotebookRun(status="crashed", killed="memory", seconds=3.0, replies={0: "ok", 3: "error"}, timed_out=[3],
-                      truncated=[2], current=6, sandbox={"uid": 2001}, log="tail", finished=False)
+    run = NotebookRun(
+        status="crashed",
+        killed="memory",
+        seconds=3.0,
+        replies={0: "ok", 3: "error"},
+        timed_out=[3],
+        truncated=[2],
+        current=6,
+        sandbox={"uid": 2001},
+        log="tail",
+        finished=False,
+    )
     data = json.loads(json.dumps(run.to_json()))
     assert data["replies"] == {"0": "ok", "3": "error"}
     back = NotebookRun.from_json(data)
@@ -340,17 +426,25 @@ def test_a_notebook_run_gets_its_reply_keys_back_as_cell_indexes():
 
 
 def test_a_job_gets_its_limits_back_as_limits():
-    job = Job(root="/course", scratch="/scratch/ada", uid=2001, notebooks=[NAME],
-              limits=Limits(timeout=30.0, memory_mb=2048), fastai_home="/fastai")
+    job = Job(
+        root="/course",
+        scratch="/scratch/ada",
+        uid=2001,
+        notebooks=[NAME],
+        limits=Limits(timeout=30.0, memory_mb=2048),
+        fastai_home="/fastai",
+    )
     back = Job.from_json(json.loads(json.dumps(job.to_json())))
     assert type(back.limits) is Limits
-    assert back.limits == Limits(timeout=30.0, notebook_timeout=900, grace=10, memory_mb=2048, nproc=256,
-                                 fsize_mb=256, output_mb=2)
+    assert back.limits == Limits(
+        timeout=30.0, notebook_timeout=900, grace=10, memory_mb=2048, nproc=256, fsize_mb=256, output_mb=2
+    )
     assert back == job
     assert back.run == Path("/scratch/ada/run")
 
 
 # ---------------------------------------------------------------------------- write_grades (nbgrader's gradebook, in memory)
+
 
 @pytest.fixture(scope="module")
 def gradebook():
@@ -359,6 +453,7 @@ def gradebook():
     A new Gradebook asks `alembic heads` (a subprocess) for the schema version to stamp; the stamp
     does not matter here, so the subprocess is skipped."""
     import nbgrader.api as api
+
     mp = pytest.MonkeyPatch()
     mp.setattr(api, "get_alembic_version", lambda: "test")
     gb = api.Gradebook("sqlite:///:memory:", "course")
@@ -390,8 +485,12 @@ def test_write_grades_stores_auto_scores_and_what_waits_for_a_grader(gradebook):
     nb.cells[AT["answer"]].source = N.SOLVED
     nb.cells[AT["explain"]].source = "Because."
     _, grades, comments = graded_student(gradebook, "s-answered", nb)
-    assert grades == {"test_double": (2.0, False), "explain": (None, True), "task_plot": (None, True),
-                      "test_big": (0.0, False)}
+    assert grades == {
+        "test_double": (2.0, False),
+        "explain": (None, True),
+        "task_plot": (None, True),
+        "test_big": (0.0, False),
+    }
     assert comments == {"answer": None, "explain": None, "task_plot": None}
 
 
@@ -414,14 +513,14 @@ def test_a_hand_score_is_kept_and_the_cell_reads_manually_graded(gradebook):
     gradebook.db.commit()
     rows_, grades, _ = graded_student(gradebook, "s-hand", executed())
     assert {r.grade_id: r.status for r in rows_}["test_double"] == CellStatus.MANUALLY_GRADED
-    assert grades["test_double"] == (2.0, True)     # as nbgrader's SaveAutoGrades: a regrade flags it for review
+    assert grades["test_double"] == (2.0, True)  # as nbgrader's SaveAutoGrades: a regrade flags it for review
     assert gradebook.find_grade("test_double", NAME, "a1", "s-hand").score == 1.5
 
 
 def test_a_regrade_rewrites_every_no_response_comment(gradebook):
     _, _, comments = graded_student(gradebook, "s-regraded", executed())
     assert comments["explain"] == "No response."
-    gradebook.find_comment("task_plot", NAME, "a1", "s-regraded").auto_comment = "No response."   # a stale one
+    gradebook.find_comment("task_plot", NAME, "a1", "s-regraded").auto_comment = "No response."  # a stale one
     gradebook.db.commit()
     nb = executed()
     nb.cells[AT["answer"]].source, nb.cells[AT["explain"]].source = N.SOLVED, "Because."

@@ -5,6 +5,7 @@ itself on a course with an empty gradebook: the URL it gives is 127.0.0.1 with a
 request without the token is sent to the login page, the port is not open on other
 addresses, and stopping it leaves no process behind.
 """
+
 from __future__ import annotations
 
 import os
@@ -35,6 +36,7 @@ def other_address() -> str | None:
 @pytest.fixture
 def course(tmp_path):
     from nbgrader.api import Gradebook
+
     (tmp_path / "source" / ASSIGNMENT).mkdir(parents=True)
     (tmp_path / "nbgrader_config.py").write_text("c = get_config()\n")
     with nbgrader_tools(), Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}"):
@@ -75,7 +77,11 @@ def test_serve_without_a_gradebook_says_what_to_run(tmp_path):
 
 def test_new_commands_outside_a_course_end_in_one_line(tmp_path):
     for command in (["serve"], ["handout"]):
-        run = subprocess.run([sys.executable, "-m", "collabkit", *command], cwd=tmp_path, capture_output=True, text=True)
+        run = subprocess.run(
+            [sys.executable, "-m", "collabkit", *command], cwd=tmp_path, capture_output=True, text=True
+        )
         assert run.returncode == 2, (command, run.stderr)
-        assert run.stderr.strip() == (f"collabkit {command[0]}: {tmp_path} is not an nbgrader course: it has no "
-                                      "nbgrader_config.py (run collabkit in the course folder, or pass --root)")
+        assert run.stderr.strip() == (
+            f"collabkit {command[0]}: {tmp_path} is not an nbgrader course: it has no "
+            "nbgrader_config.py (run collabkit in the course folder, or pass --root)"
+        )

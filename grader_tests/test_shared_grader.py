@@ -2,6 +2,7 @@
 student cannot set, and nbgrader's exchange in the course. Real `collabkit grade` processes on
 toy courses (bad_submissions.tiny_course), no mocks.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,18 @@ from collabkit.course import tool_env
 from collabkit.grading.slots import LOCK_DIR, lock_holder
 
 # `collabkit grade` with the conftest's LIMITS (what its flags can set)
-GRADE = [sys.executable, "-m", "collabkit", "grade", "--timeout", str(LIMITS.timeout),
-         "--notebook-timeout", str(LIMITS.notebook_timeout), "--memory-mb", str(LIMITS.memory_mb)]
+GRADE = [
+    sys.executable,
+    "-m",
+    "collabkit",
+    "grade",
+    "--timeout",
+    str(LIMITS.timeout),
+    "--notebook-timeout",
+    str(LIMITS.notebook_timeout),
+    "--memory-mb",
+    str(LIMITS.memory_mb),
+]
 TESTS = ("test_double", "test_square")
 
 
@@ -39,9 +50,11 @@ def toy(where: Path, students: dict) -> Path:
 
 def slow(build, seconds: float = 2):
     """`build`, with a cell of the student's own that sleeps `seconds` (a slow student)."""
+
     def built(release, answers):
         nb = bad.extra_cell(json.loads(build(release, answers)), "square", f"import time\ntime.sleep({seconds})")
         return bad.dump(nb)
+
     return built
 
 
@@ -56,12 +69,19 @@ def cells(course: Path) -> dict[str, dict[str, tuple]]:
 
 def expected(students: dict[str, str]) -> dict[str, dict[str, tuple]]:
     """What grading each student's submission alone gives: {student: BAD name} -> its per-cell table."""
-    return {s: {g: (float(score), status) for g, (score, status) in BAD[name][2].items()} for s, name in students.items()}
+    return {
+        s: {g: (float(score), status) for g, (score, status) in BAD[name][2].items()} for s, name in students.items()
+    }
 
 
 def start(course: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([*GRADE, "--root", str(course), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=tool_env())
+    return subprocess.Popen(
+        [*GRADE, "--root", str(course), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=tool_env(),
+    )
 
 
 def holds(proc: subprocess.Popen, course: Path, student: str, timeout: float = 60) -> None:
@@ -79,18 +99,25 @@ def test_concurrent_runs_grade_as_each_would_alone_and_never_share_a_student(tmp
     # one slow student in each course (20 s, within a 60 s cell timeout) keeps its run, and the
     # locks it holds, alive while the other runs start
     a = toy(tmp_path / "a", {s: slow(BAD[n][0], 20) if s == "stub" else BAD[n][0] for s, n in a_students.items()})
-    b = toy(tmp_path / "b", {s: slow(BAD[n][0], 20) if s == "edited_test" else BAD[n][0] for s, n in b_students.items()})
-    run_a = start(a, "--timeout", "60")                                # a whole course
+    b = toy(
+        tmp_path / "b", {s: slow(BAD[n][0], 20) if s == "edited_test" else BAD[n][0] for s, n in b_students.items()}
+    )
+    run_a = start(a, "--timeout", "60")  # a whole course
     run_b = start(b, "--timeout", "60", "--student", "correct", "--student", "edited_test")  # two of another
     holds(run_a, a, "correct")
-    clash = start(a, "--student", "correct", "--workers", "1")        # a student run_a holds: refused
+    clash = start(a, "--student", "correct", "--workers", "1")  # a student run_a holds: refused
     holds(run_b, b, "edited_test")
     regrade = start(b, "--student", "stub", "--student", "correct", "--workers", "1")  # one of them run_b holds
-    out = {name: (p.wait(timeout=300), *p.communicate())
-           for name, p in dict(clash=clash, regrade=regrade, a=run_a, b=run_b).items()}
+    out = {
+        name: (p.wait(timeout=300), *p.communicate())
+        for name, p in dict(clash=clash, regrade=regrade, a=run_a, b=run_b).items()
+    }
     rc, _, err = out["clash"]
-    assert (rc, err) == (2, f"collabkit grade: correct is being graded by another run (pid {run_a.pid}): "
-                            "nothing left for this run to grade\n")
+    assert (rc, err) == (
+        2,
+        f"collabkit grade: correct is being graded by another run (pid {run_a.pid}): "
+        "nothing left for this run to grade\n",
+    )
     rc, _, err = out["regrade"]  # grades stub, leaves correct to run_b
     assert rc == 1 and f"correct is being graded by another run (pid {run_b.pid}); not graded by this one" in err, err
     assert [line.split()[1] for line in err.splitlines() if line.startswith("[")] == ["stub:"], err
@@ -99,7 +126,8 @@ def test_concurrent_runs_grade_as_each_would_alone_and_never_share_a_student(tmp
     assert cells(a) == expected(a_students)
     assert cells(b) == expected(b_students)
     assert {r["student_id"]: r["status"] for r in read_csv(b / "exports" / "grades.csv")} == {
-        s: BAD[n][1] for s, n in b_students.items()}, "both runs' students in the course's exports"
+        s: BAD[n][1] for s, n in b_students.items()
+    }, "both runs' students in the course's exports"
 
 
 def _lines(stream, into: list) -> None:
@@ -159,7 +187,9 @@ def test_sigterm_stops_the_batch_cleanly_and_resume_grades_the_rest(tmp_path):
     for s in set(students) - finished:  # cut short: nothing written for them
         assert not (course / "autograded" / s / ASSIGNMENT / "grading.json").exists()
 
-    resumed = subprocess.run([*GRADE, "--root", str(course), "--resume"], capture_output=True, text=True, env=tool_env())
+    resumed = subprocess.run(
+        [*GRADE, "--root", str(course), "--resume"], capture_output=True, text=True, env=tool_env()
+    )
     assert resumed.returncode == 0, resumed.stderr
     regraded = {line.split()[1].rstrip(":") for line in resumed.stderr.splitlines() if line.startswith("[")}
     assert regraded == set(students) - finished, resumed.stderr
@@ -178,13 +208,18 @@ def _stamp(when: datetime) -> str:
 
 def test_the_submission_time_is_the_kits_and_a_forged_timestamp_is_tampering(tmp_path):
     from nbgrader.api import Gradebook
+
     correct = BAD["correct"][0]
     course = toy(tmp_path / "course", {"honest": correct, "backdated": correct, "future": correct})
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     for student, when in dict(honest=now, backdated=datetime(2001, 1, 1), future=now + timedelta(days=365)).items():
         (course / "submitted" / student / ASSIGNMENT / "timestamp.txt").write_text(_stamp(when))
-    arrived = {s: datetime.fromtimestamp((course / "submitted" / s / ASSIGNMENT / "timestamp.txt").stat().st_ctime,
-                                         timezone.utc).replace(tzinfo=None) for s in ("honest", "backdated", "future")}
+    arrived = {
+        s: datetime.fromtimestamp(
+            (course / "submitted" / s / ASSIGNMENT / "timestamp.txt").stat().st_ctime, timezone.utc
+        ).replace(tzinfo=None)
+        for s in ("honest", "backdated", "future")
+    }
     records = {r["student_id"]: r for r in graded(course, workers=2, limits=LIMITS)}
     assert records["honest"]["status"] == "needs_manual_grade" and not records["honest"]["notes"]
     assert records["backdated"]["status"] == "tampered"
@@ -199,13 +234,17 @@ def test_the_submission_time_is_the_kits_and_a_forged_timestamp_is_tampering(tmp
     for student, when in arrived.items():  # the time the files arrived, whatever timestamp.txt says
         assert abs(recorded[student] - when) < timedelta(seconds=1), (student, recorded[student], when)
         assert records[student]["submitted_at"].startswith(f"{when:%Y-%m-%dT%H:%M}")
-    assert (course / "autograded" / "backdated" / ASSIGNMENT / "timestamp.txt").read_text().startswith(
-        f"{arrived['backdated']:%Y-%m-%d %H:%M}")
+    assert (
+        (course / "autograded" / "backdated" / ASSIGNMENT / "timestamp.txt")
+        .read_text()
+        .startswith(f"{arrived['backdated']:%Y-%m-%d %H:%M}")
+    )
 
 
 def nbgrader(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    run = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True,
-                         env=tool_env())
+    run = subprocess.run(
+        [sys.executable, "-m", "nbgrader", *args], cwd=cwd, capture_output=True, text=True, env=tool_env()
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert "Unwritable directory" not in run.stdout + run.stderr
     return run

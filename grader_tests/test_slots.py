@@ -1,4 +1,5 @@
 """Grading slots (the uids kernels run as) are leased: two runs on one machine never share one."""
+
 from __future__ import annotations
 
 import subprocess
@@ -30,8 +31,10 @@ def test_no_free_slot_is_a_clear_error(tmp_path):
 
 
 def test_a_run_killed_outright_leaves_its_slots_free(tmp_path):
-    code = ("import sys, time; from pathlib import Path; from collabkit.grading.slots import SlotLease; "
-            f"l = SlotLease(2, lock_dir=Path({str(tmp_path)!r}), first=70000, span=10); print(l.uids, flush=True); time.sleep(60)")
+    code = (
+        "import sys, time; from pathlib import Path; from collabkit.grading.slots import SlotLease; "
+        f"l = SlotLease(2, lock_dir=Path({str(tmp_path)!r}), first=70000, span=10); print(l.uids, flush=True); time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "[70000, 70001]"
@@ -48,8 +51,11 @@ def test_a_run_killed_outright_leaves_its_slots_free(tmp_path):
 
 def test_a_student_held_by_one_run_is_refused_to_another_with_its_pid(tmp_path):
     from collabkit.grading.slots import StudentLease
-    code = ("import time; from pathlib import Path; from collabkit.grading.slots import StudentLease; "
-            f"l = StudentLease(Path({str(tmp_path)!r}), ['alice', 'bob']); print(l.held, flush=True); time.sleep(60)")
+
+    code = (
+        "import time; from pathlib import Path; from collabkit.grading.slots import StudentLease; "
+        f"l = StudentLease(Path({str(tmp_path)!r}), ['alice', 'bob']); print(l.held, flush=True); time.sleep(60)"
+    )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "['alice', 'bob']"

@@ -5,6 +5,7 @@ autograded point; the untouched release earns none, and every notebook is still 
 runs plain nbgrader, not the kit's grader, so an instructor who grades without the kit gets
 the same scores (the kit's own pipeline grades the solution in test_real_notebooks.py).
 """
+
 from __future__ import annotations
 
 import pytest

@@ -26,6 +26,7 @@ that one bad submission cannot stop, slow down or falsify the rest:
   the student's own `timestamp.txt`; one dated before the release or after the arrival marks the
   student `tampered`.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -58,9 +59,11 @@ log = logging.getLogger("collabkit.grade")
 
 # ---------------------------------------------------------------------------- the assignment
 
+
 def load_specs(gb, assignment: str) -> dict:
     """notebook name -> {grade_id: CellSpec} from the gradebook's source cells."""
     from .sanitize import CellSpec
+
     out = {}
     for notebook in gb.find_assignment(assignment).notebooks:
         specs = {c.name: CellSpec(c.name, c.cell_type, c.source, bool(c.locked)) for c in notebook.source_cells}
@@ -80,13 +83,16 @@ def load_assignment(course: Course) -> tuple[dict, dict, dict]:
     from nbgrader.api import Gradebook, MissingEntry
 
     from .sanitize import hidden_lines
+
     if not course.gradebook.exists():
         raise KitError(f"{course.gradebook} is missing: run `collabkit release` first")
     with Gradebook(course.db_url, course.coursedir.course_id) as gb:
         try:
             specs = load_specs(gb, course.assignment)
         except MissingEntry:
-            raise KitError(f"the gradebook has no assignment {course.assignment}: run `collabkit release` first") from None
+            raise KitError(
+                f"the gradebook has no assignment {course.assignment}: run `collabkit release` first"
+            ) from None
     releases = {}
     for name in specs:
         path = course.release / f"{name}.ipynb"
@@ -116,8 +122,16 @@ def reference_files(reference: Path) -> list[str]:
     """Files beside reference.json that it names (model weights), never notebooks: hidden tests may load them."""
     values = json.loads(reference.read_text())
     names = [v for v in values.values() if isinstance(v, str)] if isinstance(values, dict) else []
-    return sorted({n for n in names if "/" not in n and not n.endswith(".ipynb") and n not in ("", ".", "..")
-                   and (reference.parent / n).is_file()})
+    return sorted(
+        {
+            n
+            for n in names
+            if "/" not in n
+            and not n.endswith(".ipynb")
+            and n not in ("", ".", "..")
+            and (reference.parent / n).is_file()
+        }
+    )
 
 
 def submission_hash(folder: Path) -> str:
@@ -161,6 +175,7 @@ def check_timestamp(sub: Path, arrived: datetime, released: datetime | None) -> 
     """Why the student's own timestamp.txt cannot be true (dated before the release, or after the files
     arrived), or None when it is absent or plausible. It is never recorded either way."""
     from nbgrader.utils import parse_utc
+
     path = sub / "timestamp.txt"
     if not path.exists():
         return None
@@ -170,11 +185,15 @@ def check_timestamp(sub: Path, arrived: datetime, released: datetime | None) -> 
     except (ValueError, OverflowError, TypeError):
         return f"timestamp.txt ({text[:40]!r}) is not a time; it was ignored"
     if released is not None and claimed < released:
-        return (f"timestamp.txt says {claimed:%Y-%m-%d %H:%M:%S} UTC, before the assignment was released "
-                f"({released:%Y-%m-%d %H:%M:%S} UTC); it was ignored")
+        return (
+            f"timestamp.txt says {claimed:%Y-%m-%d %H:%M:%S} UTC, before the assignment was released "
+            f"({released:%Y-%m-%d %H:%M:%S} UTC); it was ignored"
+        )
     if claimed > arrived + CLOCK_SKEW:
-        return (f"timestamp.txt says {claimed:%Y-%m-%d %H:%M:%S} UTC, after the submission arrived "
-                f"({arrived:%Y-%m-%d %H:%M:%S} UTC); it was ignored")
+        return (
+            f"timestamp.txt says {claimed:%Y-%m-%d %H:%M:%S} UTC, after the submission arrived "
+            f"({arrived:%Y-%m-%d %H:%M:%S} UTC); it was ignored"
+        )
     return None
 
 
@@ -183,12 +202,15 @@ CLOCK_SKEW = timedelta(minutes=5)  # a submitting machine's clock may run a litt
 
 # ---------------------------------------------------------------------------- one student, before
 
-def prepare(course: Course, student: str, specs: dict, releases: dict, scratch: Path,
-            reference: Path, fastai_data: Path) -> StudentRecord:
+
+def prepare(
+    course: Course, student: str, specs: dict, releases: dict, scratch: Path, reference: Path, fastai_data: Path
+) -> StudentRecord:
     """Sanitize a submission into scratch/in/ and lay out the kernels' folder scratch/run/; return its record so far."""
     import nbformat
 
     from .sanitize import Unreadable, read, sanitize
+
     sub = course.submitted(student)
     (scratch / "in").mkdir(parents=True)
     (scratch / "out").mkdir()
@@ -204,8 +226,14 @@ def prepare(course: Course, student: str, specs: dict, releases: dict, scratch: 
             continue
         try:
             nb, repairs = read(path.read_bytes())
-            nb, more = sanitize(nb, releases[name], specs[name], upgraded=any(r.kind == "format" for r in repairs),
-                                reference=values, reference_dir=str(scratch / "run"))
+            nb, more = sanitize(
+                nb,
+                releases[name],
+                specs[name],
+                upgraded=any(r.kind == "format" for r in repairs),
+                reference=values,
+                reference_dir=str(scratch / "run"),
+            )
         except Unreadable as err:
             entry.status, entry.error = Status.UNREADABLE, str(err)
             continue
@@ -270,14 +298,25 @@ def run_worker(job: Job, stop: Stop | None = None) -> dict[str, NotebookRun] | N
         (job.run / "home").chmod(0o700)
         (job.run / "runtime").chmod(0o755)
     budget = len(job.notebooks) * (job.limits.notebook_timeout + 60) + 60
-    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1",
-               JUPYTER_RUNTIME_DIR=str(job.run / "runtime"))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+        JUPYTER_RUNTIME_DIR=str(job.run / "runtime"),
+    )
     with open(scratch / "worker.log", "wb") as out:
         with stop.lock:
             if stop.signum:
                 return None
-            proc = subprocess.Popen([sys.executable, "-m", "collabkit.grading.worker", str(scratch / "job.json")],
-                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env, cwd=scratch)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "collabkit.grading.worker", str(scratch / "job.json")],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env=env,
+                cwd=scratch,
+            )
             stop.workers.add(proc)
         try:
             proc.wait(timeout=budget)
@@ -294,22 +333,34 @@ def run_worker(job: Job, stop: Stop | None = None) -> dict[str, NotebookRun] | N
     results = {n: NotebookRun.from_json(r) for n, r in json.loads(path.read_text()).items()} if path.exists() else {}
     for name in job.notebooks:
         if name not in results:
-            results[name] = NotebookRun(status="grader_error" if proc.returncode not in (0, -9) else "timed_out",
-                                        error=f"worker exited with {proc.returncode}; see its log", finished=False,
-                                        log=(scratch / "worker.log").read_text(errors="replace")[-2000:])
+            results[name] = NotebookRun(
+                status="grader_error" if proc.returncode not in (0, -9) else "timed_out",
+                error=f"worker exited with {proc.returncode}; see its log",
+                finished=False,
+                log=(scratch / "worker.log").read_text(errors="replace")[-2000:],
+            )
     return results
 
 
 # ---------------------------------------------------------------------------- one student, after
 
-def finish(course: Course, record: StudentRecord, scratch: Path, results: dict[str, NotebookRun],
-           specs: dict, releases: dict, hidden: dict) -> StudentRecord:
+
+def finish(
+    course: Course,
+    record: StudentRecord,
+    scratch: Path,
+    results: dict[str, NotebookRun],
+    specs: dict,
+    releases: dict,
+    hidden: dict,
+) -> StudentRecord:
     """Write the autograded notebooks, the gradebook rows, the feedback and grading.json for one student."""
     import nbformat
     from nbgrader.api import Gradebook
 
     from ..feedback import write_feedback
     from .scoring import events, notebook_status, score_cells, write_grades
+
     student, assignment = record.student_id, course.assignment
     auto_dir, fb_dir = course.autograded(student), course.feedback(student)
     for d in (auto_dir, fb_dir):
@@ -330,7 +381,11 @@ def finish(course: Course, record: StudentRecord, scratch: Path, results: dict[s
         run = results.get(name)
         if run is not None:
             entry.run_status, entry.seconds, entry.error = run.status, run.seconds, run.error or entry.error
-            entry.output_truncated, entry.sandbox, entry.timed_out_cells = bool(run.truncated), run.sandbox, run.timed_out
+            entry.output_truncated, entry.sandbox, entry.timed_out_cells = (
+                bool(run.truncated),
+                run.sandbox,
+                run.timed_out,
+            )
             if not run.finished:  # the worker never finished this notebook (killed, or the kit failed)
                 entry.status = Status(run.status) if run.status in Status._value2member_map_ else Status.GRADER_ERROR
         out = scratch / "out" / f"{name}.ipynb"
@@ -338,8 +393,12 @@ def finish(course: Course, record: StudentRecord, scratch: Path, results: dict[s
             nb = nbformat.read(out, as_version=4)
         else:
             nb = nbformat.from_dict(json.loads(json.dumps(releases[name])))  # the release, unrun, as a placeholder
-            nb.cells.insert(0, nbformat.v4.new_markdown_cell(
-                f"**collabkit**: this notebook was not graded: {entry.status} ({entry.error or ''})."))
+            nb.cells.insert(
+                0,
+                nbformat.v4.new_markdown_cell(
+                    f"**collabkit**: this notebook was not graded: {entry.status} ({entry.error or ''})."
+                ),
+            )
         rows = score_cells(nb, specs[name], run, name, never_ran=CellStatus(entry.status) if entry.status else None)
         entry.memory_error = any(o.get("ename") == "MemoryError" for c in nb.cells for o in c.get("outputs", []))
         entry.events = events(nb, run) if run is not None and entry.status is None else []
@@ -348,8 +407,9 @@ def finish(course: Course, record: StudentRecord, scratch: Path, results: dict[s
         notebooks[name] = (nb, rows)
 
     record.cells = [r for _, rows in notebooks.values() for r in rows]
-    record.status = Status.worst([e.status for e in record.notebooks.values()] + [Status.TAMPERED] * bool(forged),
-                                 default=Status.GRADED)
+    record.status = Status.worst(
+        [e.status for e in record.notebooks.values()] + [Status.TAMPERED] * bool(forged), default=Status.GRADED
+    )
     record.score = sum(r.score or 0 for r in record.cells)
     record.max_score = sum(r.max_score or 0 for r in record.cells)
     record.graded_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -375,8 +435,15 @@ def failed_record(course: Course, student: str, error: str) -> StudentRecord:
 
 # ---------------------------------------------------------------------------- the batch
 
-def grade(course: Course, students: list[str] | None = None, workers: int = 2,
-          limits: Limits | None = None, reference: Path | None = None, resume: bool = False) -> list[StudentRecord]:
+
+def grade(
+    course: Course,
+    students: list[str] | None = None,
+    workers: int = 2,
+    limits: Limits | None = None,
+    reference: Path | None = None,
+    resume: bool = False,
+) -> list[StudentRecord]:
     """Grade submitted/<student>/<assignment>/ (every student, or those named) and write the exports.
 
     With `resume`, only students never finished (no grading.json, or grader_error) or whose
@@ -386,6 +453,7 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
     ungraded: another run held them (exit code 1), or a signal stopped it (128 + its number).
     """
     from ..export import export
+
     limits = replace(limits) if limits else Limits()
     if limits.timeout is None:
         limits.timeout = float(course.nbgrader_config().Execute.timeout)
@@ -401,20 +469,29 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
         found = [s for s in found if s in set(students)]
     if resume:
         todo = [s for s in found if needs_grading(course, s)]
-        log.info("collabkit grade --resume: %d of %d students unchanged since they were graded; grading %d",
-                 len(found) - len(todo), len(found), len(todo))
+        log.info(
+            "collabkit grade --resume: %d of %d students unchanged since they were graded; grading %d",
+            len(found) - len(todo),
+            len(found),
+            len(todo),
+        )
         found = todo
     held = StudentLease(course.locks / course.assignment, found)  # students no other run is grading
     if held.refused and not held.held:
-        raise KitError(", ".join(f"{s} is being graded by another run (pid {pid})" for s, pid in sorted(held.refused.items()))
-                       + ": nothing left for this run to grade")
+        raise KitError(
+            ", ".join(f"{s} is being graded by another run (pid {pid})" for s, pid in sorted(held.refused.items()))
+            + ": nothing left for this run to grade"
+        )
     for student, pid in sorted(held.refused.items()):
         log.error("collabkit grade: %s is being graded by another run (pid %s); not graded by this one", student, pid)
     mine = list(held.held)
     try:
-        records, stopped = _grade(course, mine, workers, limits, reference, specs, releases, hidden) if mine else ([], None)
+        records, stopped = (
+            _grade(course, mine, workers, limits, reference, specs, releases, hidden) if mine else ([], None)
+        )
         from ..late import apply_late_penalties  # penalties need the grades just written; no due date: nothing
         from .slots import gradebook_lock
+
         with gradebook_lock(course.locks / "gradebook.lock"):
             apply_late_penalties(course, [r.student_id for r in records if r.status != Status.GRADER_ERROR])
         export(course)
@@ -422,12 +499,18 @@ def grade(course: Course, students: list[str] | None = None, workers: int = 2,
         held.release()
     if stopped:
         left = sorted(set(mine) - {r.student_id for r in records})
-        raise KitError(f"interrupted by {signal.Signals(stopped).name}: {len(records)} of {len(mine)} students graded, "
-                       f"{len(left)} not graded ({_names(left)}; `collabkit grade --resume` grades them); "
-                       f"exports in {course.exports}", exit_code=128 + stopped)
+        raise KitError(
+            f"interrupted by {signal.Signals(stopped).name}: {len(records)} of {len(mine)} students graded, "
+            f"{len(left)} not graded ({_names(left)}; `collabkit grade --resume` grades them); "
+            f"exports in {course.exports}",
+            exit_code=128 + stopped,
+        )
     if held.refused:
-        raise KitError(f"{len(records)} students graded; {len(held.refused)} not graded, another run holds them "
-                       f"({_holders(held.refused)}): grade them when it ends", exit_code=1)
+        raise KitError(
+            f"{len(records)} students graded; {len(held.refused)} not graded, another run holds them "
+            f"({_holders(held.refused)}): grade them when it ends",
+            exit_code=1,
+        )
     return records
 
 
@@ -439,19 +522,30 @@ def _holders(refused: dict) -> str:
     return ", ".join(f"{s}: pid {pid}" for s, pid in sorted(refused.items()))
 
 
-def _grade(course: Course, found: list[str], workers: int, limits: Limits, reference: Path,
-           specs: dict, releases: dict, hidden: dict) -> tuple[list[StudentRecord], int | None]:
+def _grade(
+    course: Course,
+    found: list[str],
+    workers: int,
+    limits: Limits,
+    reference: Path,
+    specs: dict,
+    releases: dict,
+    hidden: dict,
+) -> tuple[list[StudentRecord], int | None]:
     """Grade `found` (whose locks this run holds); the records of those finished, and the signal that stopped it."""
     from ..data import ensure_movielens
+
     data = ensure_movielens(quiet=True)
     with gradebook_lock(course.locks / "gradebook.lock"):
         backup = backup_gradebook(course.gradebook)
     if backup:
         log.info("collabkit grade: gradebook backed up to %s", backup.name)
     if os.geteuid() != 0:
-        log.warning("collabkit grade: not running as root, so student code runs as this user with no private "
-                    "mount namespace and with the network; it could read the course folder and reach other machines. "
-                    "Grade as root (or in a container) for isolation.")
+        log.warning(
+            "collabkit grade: not running as root, so student code runs as this user with no private "
+            "mount namespace and with the network; it could read the course folder and reach other machines. "
+            "Grade as root (or in a container) for isolation."
+        )
 
     top = Path(tempfile.mkdtemp(prefix="collabkit-grade-"))
     os.chmod(top, 0o711)
@@ -471,8 +565,14 @@ def _grade(course: Course, found: list[str], workers: int, limits: Limits, refer
             scratch = top / student
             record = prepare(course, student, specs, releases, scratch, reference, data)
             todo = [n for n, e in record.notebooks.items() if e.status is None]
-            job = Job(root=str(course.root), scratch=str(scratch), uid=uid, notebooks=todo, limits=limits,
-                      fastai_home=str(data.parent.parent))
+            job = Job(
+                root=str(course.root),
+                scratch=str(scratch),
+                uid=uid,
+                notebooks=todo,
+                limits=limits,
+                fastai_home=str(data.parent.parent),
+            )
             start = time.monotonic()
             results = run_worker(job, stop) if todo else {}
             record.seconds = round(time.monotonic() - start, 1)
@@ -497,8 +597,17 @@ def _grade(course: Course, found: list[str], workers: int, limits: Limits, refer
                 log.error("collabkit grade: %s: the kit failed: %s: %s", student, type(err).__name__, err)
             records.append(record)
             k, elapsed = len(records), time.monotonic() - t0
-            log.info("[%d/%d] %s: %s %g/%g (%.0f s); ETA %s", k, len(found), student, record.status,
-                     record.score, record.max_score or 0, record.seconds, _duration(elapsed / k * (len(found) - k)))
+            log.info(
+                "[%d/%d] %s: %s %g/%g (%.0f s); ETA %s",
+                k,
+                len(found),
+                student,
+                record.status,
+                record.score,
+                record.max_score or 0,
+                record.seconds,
+                _duration(elapsed / k * (len(found) - k)),
+            )
             if stop.signum:
                 break
     finally:

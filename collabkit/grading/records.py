@@ -30,6 +30,7 @@ grading.json (one per student), the `StudentRecord` schema:
                               earlier gradings' scores, newest first (regrade.py)
     late: {due, submitted, seconds_late, penalty, penalty_by_notebook} | null   (late.py)
 """
+
 from __future__ import annotations
 
 import json
@@ -57,6 +58,7 @@ class _Ordered(str, Enum):
 
 class Status(_Ordered):
     """A notebook's status; a student's is the worst of their notebooks'."""
+
     GRADER_ERROR = "grader_error"
     UNREADABLE = "unreadable"
     MISSING = "missing"
@@ -85,21 +87,22 @@ STATUS_MEANING = {
 
 class CellStatus(_Ordered):
     """What happened to one graded cell."""
-    GRADER_ERROR = "grader_error"      # the kit failed on this student
-    UNREADABLE = "unreadable"          # the notebook could not be read
-    MISSING = "missing"                # the notebook was not submitted
-    CRASHED = "crashed"                # the kernel died in this cell
-    TIMED_OUT = "timed_out"            # the cell ran past its timeout
-    MEMORY_LIMIT = "memory_limit"      # MemoryError in this cell
-    NOT_RUN = "not_run"                # never ran: the kernel died or was killed before it
-    FAILED = "failed"                  # the test raised or wrote to stderr
-    PARTIAL = "partial"                # part of the points
-    NO_RESPONSE = "no_response"        # a hand-graded answer left as released (0)
+
+    GRADER_ERROR = "grader_error"  # the kit failed on this student
+    UNREADABLE = "unreadable"  # the notebook could not be read
+    MISSING = "missing"  # the notebook was not submitted
+    CRASHED = "crashed"  # the kernel died in this cell
+    TIMED_OUT = "timed_out"  # the cell ran past its timeout
+    MEMORY_LIMIT = "memory_limit"  # MemoryError in this cell
+    NOT_RUN = "not_run"  # never ran: the kernel died or was killed before it
+    FAILED = "failed"  # the test raised or wrote to stderr
+    PARTIAL = "partial"  # part of the points
+    NO_RESPONSE = "no_response"  # a hand-graded answer left as released (0)
     NEEDS_MANUAL_GRADE = "needs_manual_grade"  # a hand-graded answer
-    MANUALLY_GRADED = "manually_graded"        # a grader entered a score
-    NO_POINTS = "no_points"            # a task cell worth 0 points (a rubric's home)
-    PASSED = "passed"                  # full points
-    UNKNOWN = "unknown"                # in the gradebook, but no grading record says what happened
+    MANUALLY_GRADED = "manually_graded"  # a grader entered a score
+    NO_POINTS = "no_points"  # a task cell worth 0 points (a rubric's home)
+    PASSED = "passed"  # full points
+    UNKNOWN = "unknown"  # in the gradebook, but no grading record says what happened
 
 
 class _Record:
@@ -118,22 +121,23 @@ class _Record:
 class Limits(_Record):
     timeout: float | None = None  # per cell, seconds (None: Execute.timeout of the course, else 300)
     notebook_timeout: float = 900  # per notebook wall clock, seconds
-    grace: float = 10             # after the per-cell timeout's interrupt, before the kernel is killed
-    memory_mb: int = 6144         # address space of a kernel (fastai+torch map ~4.7 GB, use ~1 GB)
-    nproc: int = 256              # processes and threads of one grading slot's uid
-    fsize_mb: int = 256           # largest file a kernel may write
-    output_mb: float = 2          # output kept per cell; the rest is dropped with a note
+    grace: float = 10  # after the per-cell timeout's interrupt, before the kernel is killed
+    memory_mb: int = 6144  # address space of a kernel (fastai+torch map ~4.7 GB, use ~1 GB)
+    nproc: int = 256  # processes and threads of one grading slot's uid
+    fsize_mb: int = 256  # largest file a kernel may write
+    output_mb: float = 2  # output kept per cell; the rest is dropped with a note
 
 
 @dataclass
 class Job(_Record):
     """One student's notebooks for one worker process: where they are, as whom, within which limits."""
-    root: str            # the course (hidden from kernels)
-    scratch: str         # this student's scratch folder: in/, out/, run/, results.json
-    uid: int             # the leased slot uid kernels run as
+
+    root: str  # the course (hidden from kernels)
+    scratch: str  # this student's scratch folder: in/, out/, run/, results.json
+    uid: int  # the leased slot uid kernels run as
     notebooks: list[str]
     limits: Limits
-    fastai_home: str     # the grader's FASTAI_HOME (hidden from kernels; they get a copy)
+    fastai_home: str  # the grader's FASTAI_HOME (hidden from kernels; they get a copy)
 
     @property
     def run(self) -> Path:
@@ -150,17 +154,18 @@ class Job(_Record):
 @dataclass
 class NotebookRun(_Record):
     """What the worker saw while it executed one notebook."""
-    status: str = "ok"                # ok, crashed, timed_out, grader_error
+
+    status: str = "ok"  # ok, crashed, timed_out, grader_error
     error: str | None = None
-    killed: str | None = None         # why the watchdog killed the kernel, if it did
+    killed: str | None = None  # why the watchdog killed the kernel, if it did
     seconds: float | None = None
     replies: dict[int, str] = field(default_factory=dict)  # cell index -> execute_reply status
     timed_out: list[int] = field(default_factory=list)
     truncated: list[int] = field(default_factory=list)
-    current: int | None = None        # the cell running when it ended
-    sandbox: dict | None = None       # sandbox.py's report
-    log: str | None = None            # the worker's log tail, when it died
-    finished: bool = True             # False: the worker never reported this notebook
+    current: int | None = None  # the cell running when it ended
+    sandbox: dict | None = None  # sandbox.py's report
+    log: str | None = None  # the worker's log tail, when it died
+    finished: bool = True  # False: the worker never reported this notebook
 
     @classmethod
     def from_json(cls, data: dict) -> "NotebookRun":
@@ -180,7 +185,7 @@ class CellResult(_Record):
 
 @dataclass
 class NotebookResult(_Record):
-    status: Status | None = None      # None until decided
+    status: Status | None = None  # None until decided
     repairs: list[str] = field(default_factory=list)
     tampering: bool = False
     run_status: str | None = None

@@ -19,6 +19,7 @@ the config's `report` file (which only the grader can read):
 
 Without root, 1, 2 and 4 are impossible; the report says so and grading goes on.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -36,8 +37,12 @@ CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
-LIMITS = {"as": resource.RLIMIT_AS, "nproc": resource.RLIMIT_NPROC, "fsize": resource.RLIMIT_FSIZE,
-          "core": resource.RLIMIT_CORE}
+LIMITS = {
+    "as": resource.RLIMIT_AS,
+    "nproc": resource.RLIMIT_NPROC,
+    "fsize": resource.RLIMIT_FSIZE,
+    "core": resource.RLIMIT_CORE,
+}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -45,18 +50,19 @@ _libc = ctypes.CDLL(None, use_errno=True)
 @dataclass
 class SandboxConfig:
     """What the sandbox applies to one kernel: what it sees, as whom, within which limits."""
-    cwd: str                       # the kernel's working folder
-    env: dict                      # the kernel's whole environment (plus jupyter_client's JPY_ variables)
-    report: str | None = None      # where to write what was applied (JSON), opened before anything is hidden
-    namespace: bool = True         # a private mount namespace (root only)
-    net_namespace: bool = True     # a network namespace with loopback only (root only; the kernel must use ipc)
-    hide: list = field(default_factory=list)         # covered by an empty tmpfs
+
+    cwd: str  # the kernel's working folder
+    env: dict  # the kernel's whole environment (plus jupyter_client's JPY_ variables)
+    report: str | None = None  # where to write what was applied (JSON), opened before anything is hidden
+    namespace: bool = True  # a private mount namespace (root only)
+    net_namespace: bool = True  # a network namespace with loopback only (root only; the kernel must use ipc)
+    hide: list = field(default_factory=list)  # covered by an empty tmpfs
     private_tmp: list = field(default_factory=list)  # covered by a writable tmpfs of its own
-    expose_ro: list = field(default_factory=list)    # bound back read-only
-    expose_rw: list = field(default_factory=list)    # bound back read-write
-    uid: int | None = None         # run as this uid/gid (root only)
+    expose_ro: list = field(default_factory=list)  # bound back read-only
+    expose_rw: list = field(default_factory=list)  # bound back read-write
+    uid: int | None = None  # run as this uid/gid (root only)
     gid: int | None = None
-    limits: dict = field(default_factory=dict)       # as, nproc, fsize, core: bytes or counts
+    limits: dict = field(default_factory=dict)  # as, nproc, fsize, core: bytes or counts
 
     def write(self, path: str) -> None:
         with open(path, "w") as f:
@@ -76,8 +82,7 @@ def _check(ret: int, what: str) -> None:
 
 def _mount(source, target, fstype, flags, data=None) -> None:
     enc = lambda s: s.encode() if s is not None else None
-    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)),
-           f"mount {target}")
+    _check(_libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
 def _under(path: str, parents) -> bool:
@@ -89,8 +94,11 @@ def isolate_mounts(hide: list[str], private_tmp: list[str], expose_ro: list[str]
     _check(_libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     covers = sorted({os.path.realpath(p) for p in hide + private_tmp if os.path.exists(p)}, key=len)
-    exposed = [(os.path.realpath(p), ro) for p, ro in [(p, True) for p in expose_ro] + [(p, False) for p in expose_rw]
-               if os.path.exists(p)]
+    exposed = [
+        (os.path.realpath(p), ro)
+        for p, ro in [(p, True) for p in expose_ro] + [(p, False) for p in expose_rw]
+        if os.path.exists(p)
+    ]
     exposed = sorted({p: ro for p, ro in exposed if _under(p, covers)}.items(), key=lambda x: len(x[0]))
     fds = {p: os.open(p, os.O_PATH) for p, _ in exposed}
     done: list[str] = []
@@ -125,9 +133,14 @@ def isolate_network() -> None:
 
 def _can_run(exe: str, uid: int) -> bool:
     import subprocess
+
     try:
-        return subprocess.run([exe, "-c", ""], user=uid, group=uid, extra_groups=[], cwd="/",
-                              capture_output=True).returncode == 0
+        return (
+            subprocess.run(
+                [exe, "-c", ""], user=uid, group=uid, extra_groups=[], cwd="/", capture_output=True
+            ).returncode
+            == 0
+        )
     except OSError:
         return False
 
@@ -144,11 +157,14 @@ def main(argv: list[str]) -> None:
             isolate_mounts(cfg.hide, cfg.private_tmp, cfg.expose_ro, cfg.expose_rw)
             report["namespace"] = True
         except OSError as err:
-            report["warnings"].append(f"no private mount namespace ({err}): student code can read "
-                                      "world-readable files of the course (source/, gradebook.db)")
+            report["warnings"].append(
+                f"no private mount namespace ({err}): student code can read "
+                "world-readable files of the course (source/, gradebook.db)"
+            )
     elif cfg.namespace:
-        report["warnings"].append("not root: no private mount namespace; student code can read "
-                                  "whatever the grader's user can read")
+        report["warnings"].append(
+            "not root: no private mount namespace; student code can read whatever the grader's user can read"
+        )
     if cfg.net_namespace and root:
         try:
             isolate_network()
@@ -158,12 +174,15 @@ def main(argv: list[str]) -> None:
     elif cfg.net_namespace:
         report["warnings"].append("not root: no network namespace; student code has the network")
     else:
-        report["warnings"].append("no network namespace was asked for (the kernel's socket path is too long for "
-                                  "unix sockets): student code has the network")
+        report["warnings"].append(
+            "no network namespace was asked for (the kernel's socket path is too long for "
+            "unix sockets): student code has the network"
+        )
     uid, gid = cfg.uid, cfg.gid
     if root and uid is not None and not report["namespace"] and not _can_run(kernel[0], uid):
-        report["warnings"].append(f"uid {uid} cannot run {kernel[0]} without the mount namespace; "
-                                  "the kernel runs as root")
+        report["warnings"].append(
+            f"uid {uid} cannot run {kernel[0]} without the mount namespace; the kernel runs as root"
+        )
         uid = None
     if root and uid is not None:  # the kernel must read its connection file (written 0600 by the grader)
         if "-f" in kernel:

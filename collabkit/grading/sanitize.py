@@ -13,6 +13,7 @@ It works against two things the instructor holds:
   restored test cells, so the kernel needs no reference file or variable that student code,
   running before the tests, could read.
 """
+
 from __future__ import annotations
 
 import copy
@@ -34,9 +35,10 @@ class Unreadable(Exception):
 @dataclass
 class CellSpec:
     """One cell the gradebook knows (nbgrader's SourceCell plus its grade/solution/task role)."""
+
     grade_id: str
     cell_type: str
-    source: str          # full source (hidden tests included) as recorded by generate_assignment
+    source: str  # full source (hidden tests included) as recorded by generate_assignment
     locked: bool
     grade: bool = False
     solution: bool = False
@@ -46,7 +48,9 @@ class CellSpec:
 
 @dataclass
 class Repair:
-    kind: str            # format, cell_id, unknown_cell, duplicate, retyped, metadata, points, tag, edited, reinserted, kernelspec
+    kind: (
+        str  # format, cell_id, unknown_cell, duplicate, retyped, metadata, points, tag, edited, reinserted, kernelspec
+    )
     grade_id: str | None
     detail: str
     tampering: bool = False
@@ -92,8 +96,11 @@ def _grade_id(cell) -> str | None:
 
 
 def _blank(cell_type: str, source: str = "") -> nbformat.NotebookNode:
-    make = {"code": nbformat.v4.new_code_cell, "markdown": nbformat.v4.new_markdown_cell,
-            "raw": nbformat.v4.new_raw_cell}[cell_type]
+    make = {
+        "code": nbformat.v4.new_code_cell,
+        "markdown": nbformat.v4.new_markdown_cell,
+        "raw": nbformat.v4.new_raw_cell,
+    }[cell_type]
     return make(source)
 
 
@@ -127,10 +134,11 @@ def _same_text(a: str, b: str) -> bool:
 @dataclass
 class Context:
     """What every pass may consult: the release students received and the gradebook's cells."""
+
     release: nbformat.NotebookNode
     specs: dict[str, CellSpec]
     upgraded: bool = False  # read() upgraded the format (its cell ids are new anyway: no cell_id repair)
-    reference: dict | None = None   # reference.json's values, for inline_reference (None: leave the tests alone)
+    reference: dict | None = None  # reference.json's values, for inline_reference (None: leave the tests alone)
     reference_dir: str | None = None  # the kernel's folder holding the files reference.json names
 
     @property
@@ -141,6 +149,7 @@ class Context:
 # Each pass applies one rule to the working notebook in place and returns its repairs, the way
 # nbgrader chains its preprocessors (ClearOutput, DeduplicateIds, OverwriteCells, ...).
 
+
 def drop_unknown_metadata(nb, ctx: Context) -> list[Repair]:
     """nbgrader metadata on a cell the gradebook does not know is removed (tampering if it claims points)."""
     out = []
@@ -149,8 +158,14 @@ def drop_unknown_metadata(nb, ctx: Context) -> list[Repair]:
         if "nbgrader" in cell.metadata and gid not in ctx.specs:
             claims_points = bool(_meta(cell).get("grade"))
             del cell.metadata["nbgrader"]
-            out.append(Repair("unknown_cell", gid, "nbgrader metadata on a cell the gradebook does not know was removed",
-                              tampering=claims_points))
+            out.append(
+                Repair(
+                    "unknown_cell",
+                    gid,
+                    "nbgrader metadata on a cell the gradebook does not know was removed",
+                    tampering=claims_points,
+                )
+            )
     return out
 
 
@@ -164,8 +179,13 @@ def drop_duplicates(nb, ctx: Context) -> list[Repair]:
                 out.append(Repair("duplicate", gid, "a duplicate of this read-only cell was removed"))
                 continue
             del cell.metadata["nbgrader"]
-            out.append(Repair("duplicate", gid, "a duplicate of this answer cell is kept as an ordinary cell "
-                                                "(only the first is graded)"))
+            out.append(
+                Repair(
+                    "duplicate",
+                    gid,
+                    "a duplicate of this answer cell is kept as an ordinary cell (only the first is graded)",
+                )
+            )
         elif gid is not None:
             seen.add(gid)
         kept.append(cell)
@@ -195,12 +215,20 @@ def restore_metadata(nb, ctx: Context) -> list[Repair]:
         if got == want:
             continue
         if spec.points is not None and _points(got) != float(spec.points):
-            out.append(Repair("points", gid, f"points changed from {spec.points:g} to {got.get('points')}; restored",
-                              tampering=True))
+            out.append(
+                Repair(
+                    "points",
+                    gid,
+                    f"points changed from {spec.points:g} to {got.get('points')}; restored",
+                    tampering=True,
+                )
+            )
         changed = sorted(k for k in set(got) | set(want) if got.get(k) != want.get(k) and k != "points")
         if changed:
             flags = {"grade", "solution", "locked", "task"} & set(changed)
-            out.append(Repair("metadata", gid, f"nbgrader metadata ({', '.join(changed)}) restored", tampering=bool(flags)))
+            out.append(
+                Repair("metadata", gid, f"nbgrader metadata ({', '.join(changed)}) restored", tampering=bool(flags))
+            )
         cell.metadata["nbgrader"] = want
     return out
 
@@ -214,7 +242,9 @@ def remove_skip_tags(nb, ctx: Context) -> list[Repair]:
             continue
         bad = [t for t in tags if isinstance(t, str) and t.lower() in SKIP_TAGS] if isinstance(tags, list) else tags
         if bad:
-            out.append(Repair("tag", gid, f"tags {bad} that skip execution or tolerate errors were removed", tampering=True))
+            out.append(
+                Repair("tag", gid, f"tags {bad} that skip execution or tolerate errors were removed", tampering=True)
+            )
         good = [t for t in tags if isinstance(t, str) and t.lower() not in SKIP_TAGS] if isinstance(tags, list) else []
         if good:
             cell.metadata["tags"] = good
@@ -247,7 +277,9 @@ def restore_read_only_source(nb, ctx: Context) -> list[Repair]:
             continue
         given = released[gid].source if gid in released else ctx.specs[gid].source
         if not _same_text(cell.source, given):
-            out.append(Repair("edited", gid, "this read-only cell was edited; the original was restored", tampering=True))
+            out.append(
+                Repair("edited", gid, "this read-only cell was edited; the original was restored", tampering=True)
+            )
         cell.source = ctx.specs[gid].source
     return out
 
@@ -272,8 +304,13 @@ def reinsert_missing(nb, ctx: Context) -> list[Repair]:
                 break
         nb.cells.insert(at, new)
         present.add(gid)
-        out.append(Repair("reinserted", gid, "this cell was missing and was put back" +
-                          (" (unanswered)" if ctx.specs[gid].solution else "")))
+        out.append(
+            Repair(
+                "reinserted",
+                gid,
+                "this cell was missing and was put back" + (" (unanswered)" if ctx.specs[gid].solution else ""),
+            )
+        )
     return out
 
 
@@ -291,12 +328,14 @@ def inline_reference(nb, ctx: Context) -> list[Repair]:
         spec = ctx.specs.get(_grade_id(cell))
         if spec is None or cell.cell_type != "code" or not spec.grade or spec.solution:
             continue
-        src = REFERENCE_KEY.sub(lambda m: f"({values[m.group(2)]!r})" if m.group(2) in values
-                                else f"{{}}[{m.group(2)!r}]", cell.source)
+        src = REFERENCE_KEY.sub(
+            lambda m: f"({values[m.group(2)]!r})" if m.group(2) in values else f"{{}}[{m.group(2)!r}]", cell.source
+        )
         src = src.replace("ck.reference()", f"({values!r})")
         if ctx.reference_dir is not None:
-            src = src.replace("ck.reference_path()",
-                              f"__import__('pathlib').Path({ctx.reference_dir!r}, 'reference.json')")
+            src = src.replace(
+                "ck.reference_path()", f"__import__('pathlib').Path({ctx.reference_dir!r}, 'reference.json')"
+            )
         cell.source = src
     return []
 
@@ -325,8 +364,14 @@ def restore_kernelspec(nb, ctx: Context) -> list[Repair]:
     for key in ("kernelspec", "language_info"):
         if key in ctx.release.metadata and nb.metadata.get(key) != ctx.release.metadata[key]:
             if key == "kernelspec":
-                out.append(Repair("kernelspec", None, f"kernelspec {_kernel_name(nb.metadata.get(key))!r} replaced by "
-                                                      f"{ctx.release.metadata[key].get('name')!r}"))
+                out.append(
+                    Repair(
+                        "kernelspec",
+                        None,
+                        f"kernelspec {_kernel_name(nb.metadata.get(key))!r} replaced by "
+                        f"{ctx.release.metadata[key].get('name')!r}",
+                    )
+                )
             nb.metadata[key] = copy.deepcopy(ctx.release.metadata[key])
     return out
 
@@ -335,11 +380,18 @@ def drop_invalid_metadata(nb, ctx: Context) -> list[Repair]:
     """Standard metadata of the wrong type (a cell's `collapsed: "yes"`, the notebook's `authors: "me"`),
     which nbformat would refuse, is removed."""
     from nbformat.validator import iter_validate
+
     dropped: list[str] = []
     for _ in range(1000):  # one key per round: removing one can change what the validator reports next
-        bad = next((path[: path.index("metadata") + 2] for err in iter_validate(nb)
-                    for path in [list(err.absolute_path)]
-                    if "metadata" in path and len(path) > path.index("metadata") + 1), None)
+        bad = next(
+            (
+                path[: path.index("metadata") + 2]
+                for err in iter_validate(nb)
+                for path in [list(err.absolute_path)]
+                if "metadata" in path and len(path) > path.index("metadata") + 1
+            ),
+            None,
+        )
         if bad is None:
             break
         parent = nb
@@ -361,13 +413,31 @@ def clear_outputs(nb, ctx: Context) -> list[Repair]:
     return []
 
 
-PASSES = [drop_unknown_metadata, drop_duplicates, restore_cell_types, restore_metadata, remove_skip_tags,
-          restore_editability, restore_read_only_source, reinsert_missing, inline_reference, fix_cell_ids,
-          restore_kernelspec, clear_outputs, drop_invalid_metadata]
+PASSES = [
+    drop_unknown_metadata,
+    drop_duplicates,
+    restore_cell_types,
+    restore_metadata,
+    remove_skip_tags,
+    restore_editability,
+    restore_read_only_source,
+    reinsert_missing,
+    inline_reference,
+    fix_cell_ids,
+    restore_kernelspec,
+    clear_outputs,
+    drop_invalid_metadata,
+]
 
 
-def sanitize(nb, release, specs: dict[str, CellSpec], upgraded: bool = False, reference: dict | None = None,
-             reference_dir: str | None = None) -> tuple[nbformat.NotebookNode, list[Repair]]:
+def sanitize(
+    nb,
+    release,
+    specs: dict[str, CellSpec],
+    upgraded: bool = False,
+    reference: dict | None = None,
+    reference_dir: str | None = None,
+) -> tuple[nbformat.NotebookNode, list[Repair]]:
     """Return a gradable copy of `nb` and the repairs made, pass by pass (PASSES).
 
     `release` is the notebook students received; `specs` the gradebook's cells by grade id;
@@ -375,8 +445,14 @@ def sanitize(nb, release, specs: dict[str, CellSpec], upgraded: bool = False, re
     and `reference_dir` (the kernel's folder with the files it names) go into the test cells.
     """
     # Built without validating: the passes repair what nbformat would refuse or silently renumber.
-    work = nbformat.from_dict({"nbformat": 4, "nbformat_minor": 5, "cells": [],
-                               "metadata": dict(nb.metadata) if isinstance(nb.get("metadata"), dict) else {}})
+    work = nbformat.from_dict(
+        {
+            "nbformat": 4,
+            "nbformat_minor": 5,
+            "cells": [],
+            "metadata": dict(nb.metadata) if isinstance(nb.get("metadata"), dict) else {},
+        }
+    )
     work.cells = [_normalise_cell(c) for c in nb.cells if isinstance(c, dict)]
     ctx = Context(release, specs, upgraded, reference, reference_dir)
     repairs: list[Repair] = []

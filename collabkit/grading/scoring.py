@@ -9,6 +9,7 @@ with that status, so a zero from a failure never looks like an honest zero. nbgr
 written here, with the same fields it writes (`auto_score`, `needs_manual_grade`, the
 "No response." comment).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -16,13 +17,15 @@ import warnings
 from .records import CellResult, CellStatus, NotebookResult, NotebookRun, Status
 
 
-def score_cells(nb, specs: dict, run: NotebookRun | None, notebook: str,
-                never_ran: CellStatus | None = None) -> list[CellResult]:
+def score_cells(
+    nb, specs: dict, run: NotebookRun | None, notebook: str, never_ran: CellStatus | None = None
+) -> list[CellResult]:
     """One CellResult per graded cell of `notebook`, from the executed notebook and what happened to it.
 
     `never_ran` is the status every cell gets when the notebook never ran (missing, unreadable,
     killed with its worker, the kit's own failure)."""
     from nbgrader import utils
+
     rows = []
     index = {c.metadata.get("nbgrader", {}).get("grade_id"): i for i, c in enumerate(nb.cells)} if nb else {}
     for gid, spec in specs.items():
@@ -47,8 +50,13 @@ def score_cells(nb, specs: dict, run: NotebookRun | None, notebook: str,
             row.status = CellStatus.TIMED_OUT
         elif reply is None:
             ended_here = run.current == i
-            row.status = (CellStatus.CRASHED if run.status == "crashed" and ended_here else
-                          CellStatus.TIMED_OUT if run.status == "timed_out" and ended_here else CellStatus.NOT_RUN)
+            row.status = (
+                CellStatus.CRASHED
+                if run.status == "crashed" and ended_here
+                else CellStatus.TIMED_OUT
+                if run.status == "timed_out" and ended_here
+                else CellStatus.NOT_RUN
+            )
         elif errors and errors[0].ename == "MemoryError":
             row.status = CellStatus.MEMORY_LIMIT
         else:
@@ -56,16 +64,19 @@ def score_cells(nb, specs: dict, run: NotebookRun | None, notebook: str,
             if reply == "error" and score > 0:  # the kernel said it failed, whatever the outputs say
                 score = 0.0
             row.score = score
-            row.status = (CellStatus.PASSED if score >= spec.points else
-                          CellStatus.PARTIAL if score > 0 else CellStatus.FAILED)
+            row.status = (
+                CellStatus.PASSED if score >= spec.points else CellStatus.PARTIAL if score > 0 else CellStatus.FAILED
+            )
     return rows
 
 
 def events(nb, run: NotebookRun) -> list[str]:
     """What happened while the notebook ran, in sentences, naming cells by grade id or position."""
+
     def where(i):
         gid = nb.cells[i].metadata.get("nbgrader", {}).get("grade_id") if i is not None and i < len(nb.cells) else None
         return f"cell {gid}" if gid else f"cell {i + 1 if i is not None else '?'} (unnamed)"
+
     out = [f"{where(i)} ran past its time limit and was interrupted" for i in run.timed_out]
     if run.killed:
         out.append(f"the kernel was killed in {where(run.current)}: {run.killed}")
@@ -101,6 +112,7 @@ def write_grades(gb, assignment: str, student: str, notebooks: dict, specs: dict
     grader, and nbgrader's "No response." comment on answers left as released. A cell a grader
     already scored keeps its hand score and reads `manually_graded`."""
     from nbgrader import utils
+
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*not in session.*")  # nbgrader's own SQLAlchemy noise
         gb.update_or_create_student(student)
@@ -117,6 +129,8 @@ def write_grades(gb, assignment: str, student: str, notebooks: dict, specs: dict
                 if spec.solution or spec.task:
                     comment = gb.find_comment(gid, name, assignment, student)
                     cell = by_id.get(gid)
-                    unanswered = cell is None or (not spec.task and cell.metadata.get("nbgrader", {}).get("checksum")
-                                                  == utils.compute_checksum(cell))
+                    unanswered = cell is None or (
+                        not spec.task
+                        and cell.metadata.get("nbgrader", {}).get("checksum") == utils.compute_checksum(cell)
+                    )
                     comment.auto_comment = "No response." if unanswered else None

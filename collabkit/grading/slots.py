@@ -17,6 +17,7 @@ batch) must therefore never hold the same uid. A slot is leased by holding an ex
 exits, however it exits, so a run killed with SIGKILL leaks nothing and the next run may
 take the uid (and kill whatever that uid left behind).
 """
+
 from __future__ import annotations
 
 import fcntl

@@ -12,6 +12,7 @@ whole process group (and every process of the slot's uid) when a cell ignores th
 the notebook runs past its wall clock. This process is a child subreaper, so whatever a kernel
 forks comes back here and is killed too.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,21 +28,50 @@ from .records import Job, NotebookRun
 from .sandbox import SandboxConfig
 
 # Folders whose parent must never be hidden wholesale (hiding /tmp's parent would hide /).
-SYSTEM_DIRS = {"/", "/home", "/usr", "/opt", "/var", "/srv", "/etc", "/lib", "/lib64", "/bin", "/sbin", "/proc",
-               "/sys", "/dev", "/run", "/boot", "/mnt", "/media", "/tmp", "/root"}
+SYSTEM_DIRS = {
+    "/",
+    "/home",
+    "/usr",
+    "/opt",
+    "/var",
+    "/srv",
+    "/etc",
+    "/lib",
+    "/lib64",
+    "/bin",
+    "/sbin",
+    "/proc",
+    "/sys",
+    "/dev",
+    "/run",
+    "/boot",
+    "/mnt",
+    "/media",
+    "/tmp",
+    "/root",
+}
 
 
 def kill_uid(uid: int) -> None:
     """SIGKILL every process of `uid`: a helper running as that uid signals -1 (all it may signal)."""
     if os.geteuid() != 0:
         return
-    subprocess.run(["/bin/sh", "-c", "kill -9 -1"], user=uid, group=uid, extra_groups=[], env={}, cwd="/",
-                   check=False, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        ["/bin/sh", "-c", "kill -9 -1"],
+        user=uid,
+        group=uid,
+        extra_groups=[],
+        env={},
+        cwd="/",
+        check=False,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def kill_descendants() -> None:
     """SIGKILL every process below this one (orphans come to us: we are their subreaper), and reap them."""
     import psutil
+
     for _ in range(3):
         kids = psutil.Process().children(recursive=True)
         for p in kids:
@@ -61,6 +91,7 @@ def kill_descendants() -> None:
 
 
 # ---------------------------------------------------------------------------- the kernel
+
 
 def _client_class():
     import nbformat
@@ -93,6 +124,7 @@ def _client_class():
         async def _async_handle_timeout(self, timeout, cell=None):
             if self.current in self.timed_out:  # interrupted once already: wait for it, or for the watchdog
                 import asyncio
+
                 await asyncio.sleep(0.5)
                 return None
             self.timed_out.add(self.current)
@@ -110,9 +142,16 @@ def _client_class():
             if msg["msg_type"] == "stream" and room > 0:  # keep what fits
                 msg = dict(msg, content=dict(msg["content"], text=msg["content"].get("text", "")[:room]))
                 super().output(outs, msg, display_id, cell_index)
-            outs.append(nbformat.v4.new_output("stream", name="stdout", text=(
-                f"\n[collabkit: this cell printed more than {self.output_bytes / 2**20:g} MB; "
-                "the rest of its output was dropped]\n")))
+            outs.append(
+                nbformat.v4.new_output(
+                    "stream",
+                    name="stdout",
+                    text=(
+                        f"\n[collabkit: this cell printed more than {self.output_bytes / 2**20:g} MB; "
+                        "the rest of its output was dropped]\n"
+                    ),
+                )
+            )
             return None
 
     return SandboxKernelManager, GradingClient
@@ -122,19 +161,37 @@ def kernel_env(run: Path) -> dict:
     """The kernel's whole environment: one numeric thread, its own home, the copy of the data (no
     COLLABKIT_REFERENCE: the reference values are written into the test cells)."""
     home = run / "home"
-    threads = {k: "1" for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS",
-                                "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
-    return dict(threads, PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", LANG="C.UTF-8",
-                HOME=str(home), IPYTHONDIR=str(home / ".ipython"), MPLCONFIGDIR=str(home / ".matplotlib"),
-                XDG_CACHE_HOME=str(home / ".cache"), TMPDIR=str(home / "tmp"), FASTAI_HOME=str(run / "fastai"),
-                NBGRADER_EXECUTION="autograde",
-                PYTHONDONTWRITEBYTECODE="1", PYTHONNOUSERSITE="1")
+    threads = {
+        k: "1"
+        for k in (
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "NUMEXPR_NUM_THREADS",
+            "VECLIB_MAXIMUM_THREADS",
+        )
+    }
+    return dict(
+        threads,
+        PATH=f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        LANG="C.UTF-8",
+        HOME=str(home),
+        IPYTHONDIR=str(home / ".ipython"),
+        MPLCONFIGDIR=str(home / ".matplotlib"),
+        XDG_CACHE_HOME=str(home / ".cache"),
+        TMPDIR=str(home / "tmp"),
+        FASTAI_HOME=str(run / "fastai"),
+        NBGRADER_EXECUTION="autograde",
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONNOUSERSITE="1",
+    )
 
 
 def sandbox_config(job: Job, nb_name: str) -> SandboxConfig:
     """What sandbox.py applies to one kernel: it sees Python, the kit and its own folder, nothing of the course."""
     run, scratch, top = job.run, Path(job.scratch), Path(job.scratch).parent
     import collabkit
+
     pkg = Path(collabkit.__file__).resolve().parent
     private = [Path(job.root).resolve(), top]
     if (pkg.parent / "nbgrader_config.py").exists() or (pkg.parent / ".git").exists():
@@ -149,11 +206,19 @@ def sandbox_config(job: Job, nb_name: str) -> SandboxConfig:
     expose = {sys.prefix, sys.base_prefix, str(pkg)}
     expose |= {p for p in sys.path if p and os.path.isdir(p) and keep(Path(p).resolve())}
     limits = job.limits
-    return SandboxConfig(namespace=True, hide=sorted(hide), private_tmp=["/tmp", "/var/tmp", "/dev/shm"],
-                         expose_ro=sorted(expose), expose_rw=[str(run)], uid=job.uid, gid=job.uid,
-                         cwd=str(run / "home"), env=kernel_env(run), report=str(scratch / f"sandbox-{nb_name}.json"),
-                         limits={"as": limits.memory_mb * 2**20, "nproc": limits.nproc,
-                                 "fsize": limits.fsize_mb * 2**20, "core": 0})
+    return SandboxConfig(
+        namespace=True,
+        hide=sorted(hide),
+        private_tmp=["/tmp", "/var/tmp", "/dev/shm"],
+        expose_ro=sorted(expose),
+        expose_rw=[str(run)],
+        uid=job.uid,
+        gid=job.uid,
+        cwd=str(run / "home"),
+        env=kernel_env(run),
+        report=str(scratch / f"sandbox-{nb_name}.json"),
+        limits={"as": limits.memory_mb * 2**20, "nproc": limits.nproc, "fsize": limits.fsize_mb * 2**20, "core": 0},
+    )
 
 
 UNIX_PATH_MAX = 107  # sun_path's 108 bytes, less the terminating NUL
@@ -180,6 +245,7 @@ def execute_notebook(job: Job, name: str, src: Path, dest: Path) -> NotebookRun:
     """Run one sanitized notebook in a sandboxed kernel; write it executed to `dest`; say what happened."""
     import nbformat
     from nbclient.exceptions import DeadKernelError
+
     KernelManager, Client = _client_class()
     limits, uid, scratch = job.limits, job.uid, Path(job.scratch)
     cfg = sandbox_config(job, name)
@@ -193,10 +259,21 @@ def execute_notebook(job: Job, name: str, src: Path, dest: Path) -> NotebookRun:
         km.transport, km.ip = "ipc", str(ipc)
     km.sandbox_config = str(cfg_path)
     km.connection_file = str(job.run / "runtime" / f"kernel-{name}.json")
-    client = Client(nb, km=km, timeout=int(limits.timeout), interrupt_on_timeout=True, allow_errors=True,
-                    raise_on_iopub_timeout=False, iopub_timeout=5, record_timing=False, startup_timeout=120,
-                    skip_cells_with_tag="collabkit-never-skips-a-cell", shutdown_kernel="immediate",
-                    resources={"metadata": {"path": cfg.cwd}}, output_bytes=int(limits.output_mb * 2**20))
+    client = Client(
+        nb,
+        km=km,
+        timeout=int(limits.timeout),
+        interrupt_on_timeout=True,
+        allow_errors=True,
+        raise_on_iopub_timeout=False,
+        iopub_timeout=5,
+        record_timing=False,
+        startup_timeout=120,
+        skip_cells_with_tag="collabkit-never-skips-a-cell",
+        shutdown_kernel="immediate",
+        resources={"metadata": {"path": cfg.cwd}},
+        output_bytes=int(limits.output_mb * 2**20),
+    )
     run = NotebookRun()
     fired, done = threading.Event(), threading.Event()
 
@@ -247,6 +324,7 @@ def main(job_path: Path) -> int:
     """Execute one student's notebooks, one kernel each, writing results.json after each."""
     job = Job.from_json(json.loads(job_path.read_text()))
     import ctypes
+
     ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: orphans of kernels come back to us
     results: dict[str, dict] = {}
     scratch = Path(job.scratch)
@@ -255,6 +333,7 @@ def main(job_path: Path) -> int:
             run = execute_notebook(job, name, scratch / "in" / f"{name}.ipynb", scratch / "out" / f"{name}.ipynb")
         except Exception as err:  # noqa: BLE001  the kit's own failure on this notebook
             import traceback
+
             run = NotebookRun(status="grader_error", error=traceback.format_exc(limit=5), finished=False)
             print(f"{name}: {type(err).__name__}: {err}", file=sys.stderr)
         results[name] = run.to_json()
