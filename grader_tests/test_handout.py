@@ -65,9 +65,16 @@ def test_the_wheel_holds_what_notebooks_import_and_no_grading_code(dist):
         entry_points = next(z.read(n).decode() for n in z.namelist() if n.endswith("entry_points.txt"))
     assert modules == sorted(STUDENT_MODULES)
     assert "collabkit = collabkit.student:main" in entry_points
-    # The notebooks import collabkit.nb; what it needs, transitively, is in the wheel.
+    # What the release notebooks import from collabkit, and what that needs, transitively, is the wheel.
     package = REPO / "collabkit"
-    todo, needed = ["nb.py", "student.py"], {"__init__.py"}
+    used = {
+        f"{mod}.py"
+        for release_nb in (REPO / "release" / ASSIGNMENT).glob("*.ipynb")
+        for cell in nbformat.read(release_nb, as_version=4).cells
+        for mod in re.findall(r"collabkit\.(\w+)", cell.source)
+    }
+    assert {"nb.py", "scaffold.py"} <= used, used
+    todo, needed = sorted(used) + ["student.py"], {"__init__.py"}
     while todo:
         name = todo.pop()
         if name not in needed:
