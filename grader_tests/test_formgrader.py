@@ -103,7 +103,8 @@ def test_hand_grading_in_formgrader_reaches_feedback_and_export(course, server, 
     shots.mkdir()
     print(f"\nscreenshots: {shots}")
     before = grades_row(course)
-    assert before["cells_awaiting_hand_grading"] == "3", before
+    waiting = int(before["cells_awaiting_hand_grading"])  # 05's free-text answers (the card's autograded)
+    assert waiting >= 2, before
     base = server.split("/formgrader")[0]
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.set_default_timeout(60_000)
@@ -174,7 +175,7 @@ def test_hand_grading_in_formgrader_reaches_feedback_and_export(course, server, 
     assert main(["export", "--root", str(course)]) == 0
     after = grades_row(course)
     assert float(after["score"]) == float(before["score"]) + float(SCORE), (before, after)
-    assert after["cells_awaiting_hand_grading"] == "2", after
+    assert int(after["cells_awaiting_hand_grading"]) == waiting - 1, after
     if os.environ.get("COLLABKIT_SCREENSHOTS"):  # refresh the README's pictures: COLLABKIT_SCREENSHOTS=docs
         for name in ("2_rubric_next_to_answer.png", "5_feedback.png"):
             shutil.copy(shots / name, Path(os.environ["COLLABKIT_SCREENSHOTS"]) / f"formgrader_{name}")
