@@ -3,7 +3,7 @@ and keeps the previous scores in grading.json.
 
 The diff itself is checked on records built here; the command's wiring with a stand-in grader
 that writes new records (fast); and, in the slow set, a real regrade: bob hands in 05 blank,
-is graded, fixes one answer, and `collabkit grade --student bob` names exactly the cells that
+is graded, fixes one answer (two cells: its core and its ties), and `collabkit grade --student bob` names exactly the cells that
 changed.
 """
 
@@ -115,10 +115,13 @@ def test_a_real_regrade_names_the_cells_a_fix_changed(tmp_path, capsys):
     )
     assert main(["grade", "--root", str(root), "--workers", "1", "--student", "bob"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == [
-        "bob: 1 cell changed (total 0 -> 1.5)",
-        "  05_cold_start_and_ethics test_popular_movies 0 -> 1.5",
+    # v2 splits popular_movies into its core (1 point) and its ties (0.5): a full fix changes both.
+    assert out[:3] == [
+        "bob: 2 cells changed (total 0 -> 1.5)",
+        "  05_cold_start_and_ethics test_popular_movies 0 -> 1",
+        "  05_cold_start_and_ethics test_popular_movies_ties 0 -> 0.5",
     ], out
     second = json.loads((root / "autograded" / "bob" / ASSIGNMENT / "grading.json").read_text())
     assert second["previous"][0]["cells"]["05_cold_start_and_ethics/test_popular_movies"] == 0
+    assert second["previous"][0]["cells"]["05_cold_start_and_ethics/test_popular_movies_ties"] == 0
     assert second["previous"][0]["graded_at"] == first["graded_at"]
