@@ -72,7 +72,14 @@ def cmd_grade(args) -> int:
     from .regrade import report, snapshot
 
     before = snapshot(course, args.student)  # the regrade diff
-    records = grade(course, students=args.student, workers=args.workers, limits=limits, resume=args.resume)
+    records = grade(
+        course,
+        students=args.student,
+        workers=args.workers,
+        limits=limits,
+        resume=args.resume,
+        scheduler=args.scheduler,
+    )
     report(course, before, records)
     failed = [r.student_id for r in records if r.status == Status.GRADER_ERROR]
     print(f"collabkit grade: {len(records)} submissions graded; exports in {course.exports}")
@@ -179,7 +186,17 @@ def build_parser() -> argparse.ArgumentParser:
         assignment=True,
     )
     p.add_argument("--student", action="append", help="grade only this student (repeatable); others are untouched")
-    p.add_argument("--workers", type=int, default=2, help="submissions graded at once, one thread each (default 2)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="local Dask worker processes, one submission each at a time, one thread each (default 2)",
+    )
+    p.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="grade on an existing Dask cluster (its workers need the kit installed) instead of a local one",
+    )
     p.add_argument(
         "--resume",
         action="store_true",

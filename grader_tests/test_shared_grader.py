@@ -142,8 +142,9 @@ def _alive(p: psutil.Process) -> bool:
         return False
 
 
-def _leased_uids(pid: int) -> set[int]:
-    return {int(lock.stem) for lock in LOCK_DIR.glob("*.lock") if lock_holder(lock) == pid}
+def _leased_uids(pids: set[int]) -> set[int]:
+    """The slot uids the processes `pids` hold (a run's Dask workers lease them)."""
+    return {int(lock.stem) for lock in LOCK_DIR.glob("*.lock") if lock_holder(lock) in pids}
 
 
 def _uid_processes(uids: set[int]) -> list[psutil.Process]:
@@ -164,7 +165,7 @@ def test_sigterm_stops_the_batch_cleanly_and_resume_grades_the_rest(tmp_path):
     while not (any(line.startswith("[1/3]") for line in err) and _uid_processes(uids)):
         assert run.poll() is None and time.monotonic() < deadline, "".join(err)
         seen |= set(parent.children(recursive=True))
-        uids = uids or _leased_uids(run.pid)
+        uids = uids or _leased_uids({run.pid} | {p.pid for p in seen})
         time.sleep(0.1)
     seen |= set(parent.children(recursive=True))
     assert uids and seen

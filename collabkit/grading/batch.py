@@ -29,30 +29,26 @@ that one bad submission cannot stop, slow down or falsify the rest:
 
 from __future__ import annotations
 
-import concurrent.futures
 import hashlib
 import json
 import logging
 import os
-import queue
 import shutil
 import signal
 import sqlite3
-import subprocess
-import sys
-import tempfile
 import threading
 import time
 import traceback
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from ..course import Course
 from ..errors import KitError
-from .records import CellStatus, Job, Limits, NotebookResult, NotebookRun, Status, StudentRecord
-from .slots import SlotLease, StudentLease, gradebook_lock
-from .worker import kill_uid
+from .records import CellStatus, Limits, NotebookResult, Status, StudentRecord, StudentTask, TaskResult
+from .slots import StudentLease, gradebook_lock
+from .task import RUN_FOLDER
 
 log = logging.getLogger("collabkit.grade")
 
@@ -204,18 +200,17 @@ CLOCK_SKEW = timedelta(minutes=5)  # a submitting machine's clock may run a litt
 
 
 def prepare(
-    course: Course, student: str, specs: dict, releases: dict, scratch: Path, reference: Path, fastai_data: Path
-) -> StudentRecord:
-    """Sanitize a submission into scratch/in/ and lay out the kernels' folder scratch/run/; return its record so far."""
+    course: Course, student: str, specs: dict, releases: dict, reference: Path, limits: Limits
+) -> tuple[StudentRecord, StudentTask]:
+    """Sanitize a submission; its record so far, and the task that grades what could be read (plain data)."""
     import nbformat
 
     from .sanitize import Unreadable, read, sanitize
 
     sub = course.submitted(student)
-    (scratch / "in").mkdir(parents=True)
-    (scratch / "out").mkdir()
     record = StudentRecord(student_id=student, submission_hash=submission_hash(sub))
     values = json.loads(reference.read_text())  # written into the test cells (sanitize.inline_reference)
+    notebooks = {}
     for extra in sorted(p.name for p in sub.glob("*.ipynb") if p.stem not in specs):
         record.notes.append(f"{extra} is not part of the assignment and was ignored")
     for name in specs:
@@ -232,7 +227,7 @@ def prepare(
                 specs[name],
                 upgraded=any(r.kind == "format" for r in repairs),
                 reference=values,
-                reference_dir=str(scratch / "run"),
+                reference_dir=RUN_FOLDER,  # the task puts its own run folder there (task.lay_out)
             )
         except Unreadable as err:
             entry.status, entry.error = Status.UNREADABLE, str(err)
@@ -243,103 +238,10 @@ def prepare(
         repairs += more
         entry.repairs = [str(r) for r in repairs]
         entry.tampering = any(r.tampering for r in repairs)
-        nbformat.write(nb, scratch / "in" / f"{name}.ipynb")
-    # the kernel's folder: its home (its own), the data and the files reference.json names (copies,
-    # read-only); no reference.json: its values are in the test cells only
-    run = scratch / "run"
-    (run / "home" / "tmp").mkdir(parents=True)
-    (run / "runtime").mkdir()
-    fastai = run / "fastai"
-    (fastai / "archive").mkdir(parents=True)
-    shutil.copytree(fastai_data, fastai / "data" / "ml-100k")
-    (fastai / "config.ini").write_text("[DEFAULT]\ndata = data\narchive = archive\nstorage = tmp\nmodel = models\n")
-    artefacts = [run / name for name in reference_files(reference)]
-    for dest in artefacts:  # files reference.json names, found beside it
-        shutil.copy(reference.parent / dest.name, dest)
-    for path in [*artefacts, fastai / "config.ini", *(fastai / "data" / "ml-100k").iterdir()]:
-        path.chmod(0o444)
-    for path in [fastai / "data" / "ml-100k", fastai / "data"]:
-        path.chmod(0o555)
-    for path in [run, fastai, run / "runtime"]:
-        path.chmod(0o755)
-    scratch.chmod(0o700)
-    return record
-
-
-class Stop:
-    """The run's stop switch: the signal that stopped it, and the workers to kill when one comes."""
-
-    def __init__(self):
-        self.signum: int | None = None
-        self.workers: set[subprocess.Popen] = set()
-        self.lock = threading.RLock()  # the handler may run in the thread that holds it
-
-    def __call__(self, signum, frame=None) -> None:
-        """The SIGINT/SIGTERM handler: stop starting workers, kill the running ones' process groups."""
-        with self.lock:
-            self.signum = self.signum or signum
-            for proc in self.workers:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # its kernels follow it (they die with their parent)
-                except OSError:
-                    pass
-
-
-def run_worker(job: Job, stop: Stop | None = None) -> dict[str, NotebookRun] | None:
-    """Start the worker process for one student and wait for it (within a budget); what it reported,
-    or None when the run was stopped before it or while it ran."""
-    stop = stop or Stop()
-    scratch = Path(job.scratch)
-    (scratch / "job.json").write_text(json.dumps(job.to_json()))
-    if os.geteuid() == 0:
-        for path in [job.run / "home", job.run / "fastai" / "archive"]:
-            for p in [path, *path.rglob("*")]:
-                os.chown(p, job.uid, job.uid)
-        (job.run / "home").chmod(0o700)
-        (job.run / "runtime").chmod(0o755)
-    budget = len(job.notebooks) * (job.limits.notebook_timeout + 60) + 60
-    env = dict(
-        os.environ,
-        OMP_NUM_THREADS="1",
-        MKL_NUM_THREADS="1",
-        PYTHONDONTWRITEBYTECODE="1",
-        JUPYTER_RUNTIME_DIR=str(job.run / "runtime"),
-    )
-    with open(scratch / "worker.log", "wb") as out:
-        with stop.lock:
-            if stop.signum:
-                return None
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "collabkit.grading.worker", str(scratch / "job.json")],
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env=env,
-                cwd=scratch,
-            )
-            stop.workers.add(proc)
-        try:
-            proc.wait(timeout=budget)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        finally:
-            kill_uid(job.uid)
-            with stop.lock:
-                stop.workers.discard(proc)
-    if stop.signum:
-        return None
-    path = scratch / "results.json"
-    results = {n: NotebookRun.from_json(r) for n, r in json.loads(path.read_text()).items()} if path.exists() else {}
-    for name in job.notebooks:
-        if name not in results:
-            results[name] = NotebookRun(
-                status="grader_error" if proc.returncode not in (0, -9) else "timed_out",
-                error=f"worker exited with {proc.returncode}; see its log",
-                finished=False,
-                log=(scratch / "worker.log").read_text(errors="replace")[-2000:],
-            )
-    return results
+        notebooks[name] = nbformat.writes(nb)
+    artefacts = {name: (reference.parent / name).read_bytes() for name in reference_files(reference)}
+    task = StudentTask(student=student, notebooks=notebooks, artefacts=artefacts, limits=limits, root=str(course.root))
+    return record, task
 
 
 # ---------------------------------------------------------------------------- one student, after
@@ -348,13 +250,13 @@ def run_worker(job: Job, stop: Stop | None = None) -> dict[str, NotebookRun] | N
 def finish(
     course: Course,
     record: StudentRecord,
-    scratch: Path,
-    results: dict[str, NotebookRun],
+    result: TaskResult | None,
     specs: dict,
     releases: dict,
     hidden: dict,
 ) -> StudentRecord:
-    """Write the autograded notebooks, the gradebook rows, the feedback and grading.json for one student."""
+    """Write the autograded notebooks, the gradebook rows, the feedback and grading.json for one student
+    (`result`: what their task sent back; None when no notebook could be run)."""
     import nbformat
     from nbgrader.api import Gradebook
 
@@ -376,6 +278,9 @@ def finish(
         (d / "timestamp.txt").write_text(f"{stamp:%Y-%m-%d %H:%M:%S.%f} UTC\n")
         if (sub / "submission_secret.txt").exists():  # nbgrader release_feedback names feedback by it
             shutil.copy(sub / "submission_secret.txt", d / "submission_secret.txt")
+    results = result.runs if result else {}
+    executed = result.executed if result else {}
+    record.seconds = result.seconds if result else 0.0
     notebooks = {}
     for name, entry in record.notebooks.items():
         run = results.get(name)
@@ -388,9 +293,8 @@ def finish(
             )
             if not run.finished:  # the worker never finished this notebook (killed, or the kit failed)
                 entry.status = Status(run.status) if run.status in Status._value2member_map_ else Status.GRADER_ERROR
-        out = scratch / "out" / f"{name}.ipynb"
-        if entry.status is None and out.exists():
-            nb = nbformat.read(out, as_version=4)
+        if entry.status is None and name in executed:
+            nb = nbformat.reads(executed[name], as_version=4)
         else:
             nb = nbformat.from_dict(json.loads(json.dumps(releases[name])))  # the release, unrun, as a placeholder
             nb.cells.insert(
@@ -443,8 +347,10 @@ def grade(
     limits: Limits | None = None,
     reference: Path | None = None,
     resume: bool = False,
+    scheduler: str | None = None,
 ) -> list[StudentRecord]:
-    """Grade submitted/<student>/<assignment>/ (every student, or those named) and write the exports.
+    """Grade submitted/<student>/<assignment>/ (every student, or those named) and write the exports,
+    on a local Dask cluster of `workers` processes, or on the Dask scheduler at `scheduler`.
 
     With `resume`, only students never finished (no grading.json, or grader_error) or whose
     submission changed since it was graded. Returns one record per student graded. Raises KitError
@@ -486,8 +392,10 @@ def grade(
         log.error("collabkit grade: %s is being graded by another run (pid %s); not graded by this one", student, pid)
     mine = list(held.held)
     try:
-        records, stopped = (
-            _grade(course, mine, workers, limits, reference, specs, releases, hidden) if mine else ([], None)
+        records, stopped, lost = (
+            _grade(course, mine, workers, limits, reference, specs, releases, hidden, scheduler)
+            if mine
+            else ([], None, None)
         )
         from ..late import apply_late_penalties  # penalties need the grades just written; no due date: nothing
         from .slots import gradebook_lock
@@ -497,6 +405,13 @@ def grade(
         export(course)
     finally:
         held.release()
+    if lost:
+        left = sorted(set(mine) - {r.student_id for r in records})
+        raise KitError(
+            f"{lost}: {len(records)} of {len(mine)} students graded and written, {len(left)} not graded "
+            f"({_names(left)}; `collabkit grade --resume` grades them); exports in {course.exports}",
+            exit_code=1,
+        )
     if stopped:
         left = sorted(set(mine) - {r.student_id for r in records})
         raise KitError(
@@ -531,98 +446,173 @@ def _grade(
     specs: dict,
     releases: dict,
     hidden: dict,
-) -> tuple[list[StudentRecord], int | None]:
-    """Grade `found` (whose locks this run holds); the records of those finished, and the signal that stopped it."""
-    from ..data import ensure_movielens
+    scheduler: str | None = None,
+) -> tuple[list[StudentRecord], int | None, str | None]:
+    """Grade `found` (whose locks this run holds) through Dask, one task per student, writing each
+    student as their result arrives; the records of those finished, the signal that stopped it, and
+    why the Dask scheduler was lost, if it was."""
+    from distributed import wait
+    from distributed.scheduler import KilledWorker
 
-    data = ensure_movielens(quiet=True)
+    from .task import GradingSlots, grade_student
+
     with gradebook_lock(course.locks / "gradebook.lock"):
         backup = backup_gradebook(course.gradebook)
     if backup:
         log.info("collabkit grade: gradebook backed up to %s", backup.name)
-    if os.geteuid() != 0:
-        log.warning(
-            "collabkit grade: not running as root, so student code runs as this user with no private "
-            "mount namespace and with the network; it could read the course folder and reach other machines. "
-            "Grade as root (or in a container) for isolation."
-        )
-
-    top = Path(tempfile.mkdtemp(prefix="collabkit-grade-"))
-    os.chmod(top, 0o711)
-    lease = SlotLease(max(1, workers))  # uids no other grading run on this machine holds
-    slots: queue.Queue = queue.Queue()
-    for uid in lease.uids:
-        slots.put(uid)
-    stop = Stop()
+    stop = Signalled()
     main = threading.current_thread() is threading.main_thread()
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
-
-    def one(student: str) -> tuple[StudentRecord, Path, dict] | None:
-        if stop.signum:
-            return None
-        uid = slots.get()
-        try:
-            scratch = top / student
-            record = prepare(course, student, specs, releases, scratch, reference, data)
-            todo = [n for n, e in record.notebooks.items() if e.status is None]
-            job = Job(
-                root=str(course.root),
-                scratch=str(scratch),
-                uid=uid,
-                notebooks=todo,
-                limits=limits,
-                fastai_home=str(data.parent.parent),
-            )
-            start = time.monotonic()
-            results = run_worker(job, stop) if todo else {}
-            record.seconds = round(time.monotonic() - start, 1)
-            return None if results is None or stop.signum else (record, scratch, results)
-        finally:
-            slots.put(uid)
-
-    records, futures = [], {}
-    t0 = time.monotonic()
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=max(1, workers))
+    records: list[StudentRecord] = []
+    t0, lost = time.monotonic(), None
     try:
-        futures = {pool.submit(one, s): s for s in found}
-        for fut in concurrent.futures.as_completed(futures):
-            student = futures[fut]
-            try:
-                done = fut.result()
-                if done is None:  # stopped before or while its worker ran: nothing is written for it
-                    break
-                record = finish(course, *done, specs, releases, hidden)
-            except Exception as err:  # noqa: BLE001  the kit's own failure for this student
-                record = failed_record(course, student, traceback.format_exc(limit=8))
-                log.error("collabkit grade: %s: the kit failed: %s: %s", student, type(err).__name__, err)
-            records.append(record)
-            k, elapsed = len(records), time.monotonic() - t0
+        with dask_client(workers, scheduler) as client:
+            client.register_plugin(GradingSlots(), name=GradingSlots.name)
+            slots = sum(client.nthreads().values())
             log.info(
-                "[%d/%d] %s: %s %g/%g (%.0f s); ETA %s",
-                k,
+                "collabkit grade: %d students on %d Dask worker threads (%s); dashboard %s",
                 len(found),
-                student,
-                record.status,
-                record.score,
-                record.max_score or 0,
-                record.seconds,
-                _duration(elapsed / k * (len(found) - k)),
+                slots,
+                scheduler or "a local cluster",
+                client.dashboard_link,
             )
-            if stop.signum:
-                break
+            todo, pending = iter(found), {}
+            while not stop.signum:
+                for student in todo:  # keep every worker thread busy, with one more each waiting
+                    record, task = _prepare_or_fail(course, student, specs, releases, reference, limits)
+                    if task is None or not task.notebooks:
+                        records.append(_finish_or_fail(course, record, None, specs, releases, hidden))
+                        _progress(records, len(found), t0)
+                    else:
+                        key = f"collabkit-grade-{student}-{os.urandom(4).hex()}"
+                        fut = client.submit(grade_student, task.to_json(), key=key, pure=False, retries=2)
+                        pending[fut] = record
+                    if len(pending) >= 2 * max(1, slots):
+                        break
+                if not pending:
+                    break
+                try:
+                    done, _ = wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    continue
+                for fut in done:
+                    record = pending.pop(fut)
+                    try:
+                        result = TaskResult.from_json(fut.result())
+                    except KilledWorker as err:
+                        result = f"its Dask worker died each time it was graded ({err})"
+                    except Exception as err:  # noqa: BLE001  the task failed: the kit's fault, not the student's
+                        if client.status != "running" or fut.cancelled():
+                            raise LostScheduler(
+                                f"lost the Dask scheduler ({scheduler or 'local cluster'}): {err}"
+                            ) from None
+                        result = f"the grading task failed: {type(err).__name__}: {err}"
+                    if isinstance(result, str):
+                        log.error("collabkit grade: %s: %s", record.student_id, result)
+                        records.append(failed_record(course, record.student_id, result))
+                    else:
+                        records.append(_finish_or_fail(course, record, result, specs, releases, hidden))
+                    _progress(records, len(found), t0)
+            if pending:
+                client.cancel(list(pending))
+                client.run(_stop_tasks, [r.student_id for r in pending.values()])
+    except LostScheduler as err:
+        lost = str(err)
     finally:
-        if stop.signum is None and any(not f.done() for f in futures):
-            stop(signal.SIGTERM)  # an exception of the kit's own in this loop: stop the workers too
-        pool.shutdown(wait=True, cancel_futures=True)
-        if stop.signum:
-            for uid in lease.uids:  # whatever the run's kernels left behind
-                kill_uid(uid)
-        lease.release()
         for s, handler in old.items():
             signal.signal(s, handler)
-        if not os.environ.get("COLLABKIT_KEEP_SCRATCH"):
-            shutil.rmtree(top, ignore_errors=True)
-    return sorted(records, key=lambda r: r.student_id), stop.signum
+    return sorted(records, key=lambda r: r.student_id), stop.signum, lost
+
+
+class LostScheduler(Exception):
+    """The Dask scheduler went away mid-run (the students already written stay written)."""
+
+
+class Signalled:
+    """The SIGINT/SIGTERM handler of a run: it only remembers the first signal; the run's loop stops on it."""
+
+    def __init__(self):
+        self.signum: int | None = None
+
+    def __call__(self, signum, frame=None) -> None:
+        self.signum = self.signum or signum
+
+
+@contextmanager
+def dask_client(workers: int, scheduler: str | None):
+    """A Dask client on `scheduler`, or on a local cluster of `workers` processes with one thread each
+    (loopback only). A task whose worker dies is retried at most twice (the local scheduler's
+    allowed-failures; a cluster's own scheduler keeps its setting, default 3)."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": 2, "distributed.admin.tick.limit": "60s"}):
+        if scheduler:
+            try:
+                client = Client(scheduler, timeout="20s")
+            except OSError as err:
+                raise KitError(f"cannot reach the Dask scheduler at {scheduler}: {err}") from None
+            with client:
+                yield client
+            return
+        if os.geteuid() != 0:
+            log.warning(
+                "collabkit grade: not running as root, so student code runs as this user with no private "
+                "mount namespace and with the network; it could read the course folder and reach other machines. "
+                "Grade as root (or in a container) for isolation."
+            )
+        with (
+            LocalCluster(
+                n_workers=max(1, workers),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address="127.0.0.1:0",
+                memory_limit=0,  # kernels have their own limits; a Dask worker itself stays small
+                silence_logs=logging.ERROR,
+            ) as cluster,
+            Client(cluster) as client,
+        ):
+            yield client
+
+
+def _stop_tasks(students: list[str]) -> int:  # runs on each Dask worker (client.run)
+    from . import task
+
+    return task.HOST.stop.kill(students) if task.HOST else 0
+
+
+def _prepare_or_fail(course, student, specs, releases, reference, limits):
+    try:
+        return prepare(course, student, specs, releases, reference, limits)
+    except Exception as err:  # noqa: BLE001  the kit's own failure for this student
+        log.error("collabkit grade: %s: the kit failed: %s: %s", student, type(err).__name__, err)
+        return failed_record(course, student, traceback.format_exc(limit=8)), None
+
+
+def _finish_or_fail(course, record, result, specs, releases, hidden) -> StudentRecord:
+    if record.status == Status.GRADER_ERROR:
+        return record
+    try:
+        return finish(course, record, result, specs, releases, hidden)
+    except Exception as err:  # noqa: BLE001  the kit's own failure for this student
+        log.error("collabkit grade: %s: the kit failed: %s: %s", record.student_id, type(err).__name__, err)
+        return failed_record(course, record.student_id, traceback.format_exc(limit=8))
+
+
+def _progress(records: list[StudentRecord], n: int, t0: float) -> None:
+    record, k, elapsed = records[-1], len(records), time.monotonic() - t0
+    log.info(
+        "[%d/%d] %s: %s %g/%g (%.0f s); ETA %s",
+        k,
+        n,
+        record.student_id,
+        record.status,
+        record.score,
+        record.max_score or 0,
+        record.seconds,
+        _duration(elapsed / k * (n - k)),
+    )
 
 
 def _duration(seconds: float) -> str:

@@ -1,6 +1,10 @@
 """The data that crosses a process or stage boundary while grading, as types.
 
-- `Job`: what the grading parent (batch.py) hands one worker process (worker.py), as JSON.
+- `StudentTask`: what the grading parent (batch.py) sends a Dask worker (task.py) for one
+  student: the sanitized notebooks as text and the reference artefacts as bytes, nothing else.
+- `TaskResult`: what the Dask worker sends back: the executed notebooks as text and one
+  `NotebookRun` each. Both are plain dicts on the wire (`to_json`/`from_json`).
+- `Job`: what the Dask task hands the worker process it starts (worker.py), as JSON.
 - `NotebookRun`: what the worker reports back for one notebook it executed.
 - `NotebookResult`, `CellResult`, `StudentRecord`: what grading decided, written to
   `autograded/<student>/<assignment>/grading.json` (the schema below) and read by feedback
@@ -126,6 +130,43 @@ class Limits(_Record):
     nproc: int = 256  # processes and threads of one grading slot's uid
     fsize_mb: int = 256  # largest file a kernel may write
     output_mb: float = 2  # output kept per cell; the rest is dropped with a note
+
+
+@dataclass
+class StudentTask(_Record):
+    """One student, as sent to a Dask worker: plain data only; the task never reads the course folder."""
+
+    student: str
+    notebooks: dict[str, str]  # name -> sanitized notebook (nbformat JSON text), reference values inlined
+    artefacts: dict[str, bytes]  # files reference.json names (model weights), by file name
+    limits: Limits
+    root: str  # the course, hidden from kernels when it is on the worker's host
+
+    @classmethod
+    def from_json(cls, data: dict) -> "StudentTask":
+        task = super().from_json(data)
+        task.limits = Limits.from_json(task.limits) if isinstance(task.limits, dict) else task.limits
+        return task
+
+    def to_json(self) -> dict:  # bytes stay bytes (Dask carries them; JSON would not)
+        return dict(super().to_json(), artefacts=dict(self.artefacts))
+
+
+@dataclass
+class TaskResult(_Record):
+    """What grading one student on a Dask worker produced, for the parent to score and write."""
+
+    student: str
+    runs: dict[str, "NotebookRun"]  # one per notebook the task executed
+    executed: dict[str, str]  # name -> executed notebook (nbformat JSON text), where the worker wrote one
+    seconds: float  # wall time of the task's worker process
+    where: str  # the Dask worker (address) and host that ran it
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TaskResult":
+        res = super().from_json(data)
+        res.runs = {n: NotebookRun.from_json(r) if isinstance(r, dict) else r for n, r in res.runs.items()}
+        return res
 
 
 @dataclass
