@@ -451,6 +451,8 @@ def _grade(
     """Grade `found` (whose locks this run holds) through Dask, one task per student, writing each
     student as their result arrives; the records of those finished, the signal that stopped it, and
     why the Dask scheduler was lost, if it was."""
+    from concurrent.futures import CancelledError
+
     from distributed import wait
     from distributed.scheduler import KilledWorker
 
@@ -495,6 +497,8 @@ def _grade(
                     done, _ = wait(list(pending), timeout=1, return_when="FIRST_COMPLETED")
                 except TimeoutError:
                     continue
+                except CancelledError:  # distributed cancels every future when it loses the scheduler
+                    raise LostScheduler(f"lost the Dask scheduler ({scheduler or 'the local cluster'})") from None
                 for fut in done:
                     record = pending.pop(fut)
                     try:
