@@ -131,7 +131,11 @@ def time_notebooks(course: Course, names: list[str], reps: int) -> dict:
 
 
 def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) -> dict:
-    """Grade `students` in the throwaway `course` one way; wall time and peak RSS of the grading processes."""
+    """Grade `students` in the throwaway `course` one way; wall time, CPU seconds and peak RSS of the
+    grading processes (CPU: user + system of every process the command started and reaped, kernels
+    included)."""
+    import resource
+
     env = tool_env(
         OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", COLLABKIT_REFERENCE=str(reference), COLLABKIT_STOCK_AUTOGRADE="1"
     )  # the baseline: stock autograde, which the kit's settings refuse
@@ -153,13 +157,22 @@ def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) 
             workers,
             *[f"--student={s}" for s in students],
         ]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     with PeakRSS() as rss:
         run = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if run.returncode != 0:
         raise KitError(f"{mode} grading failed:\n{run.stdout[-2000:]}{run.stderr[-2000:]}")
-    return {"wall_s": wall, "peak_rss_mb": rss.peak / 2**20, "peak_total_mb": rss.peak_total / 2**20}
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "cpu_s_per_student": cpu / len(students),
+        "peak_rss_mb": rss.peak / 2**20,
+        "peak_total_mb": rss.peak_total / 2**20,
+    }
 
 
 def time_grading(home: Course, names: list[str], n: int, reps: int, workers: list[int]) -> dict:
@@ -181,12 +194,13 @@ def time_grading(home: Course, names: list[str], n: int, reps: int, workers: lis
             "runs": reps,
         }
         print(f"  one submission: {results['one_submission']['wall_s']:.1f} s", flush=True)
-        for mode in ["nbgrader", *[f"collabkit --workers={w}" for w in workers]]:
+        for mode in ["nbgrader", *[f"collabkit --workers={w}" for w in workers]]:  # the kit: a local Dask cluster
             runs = [_grade_batch(mode, course, home.reference, students)]  # once: the batch already spans n submissions
             wall = runs[0]["wall_s"]
             results[mode] = {
                 "wall_s": wall,
                 "per_minute": 60 * n / wall,
+                "cpu_s_per_student": runs[0]["cpu_s_per_student"],
                 "runs": 1,
                 "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
                 "peak_total_mb": max(r["peak_total_mb"] for r in runs),
@@ -198,6 +212,84 @@ def time_grading(home: Course, names: list[str], n: int, reps: int, workers: lis
                 results[mode]["speedup_vs_nbgrader"] = base / results[mode]["wall_s"]
     results["n"] = n
     return results
+
+
+TRIVIAL = {  # one graded cell that needs nothing: what is left is the cost of grading itself
+    "nbformat": 4,
+    "nbformat_minor": 5,
+    "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}},
+    "cells": [
+        {
+            "cell_type": "code",
+            "id": "trivial-test",
+            "metadata": {
+                "nbgrader": {
+                    "grade": True,
+                    "grade_id": "test_trivial",
+                    "locked": True,
+                    "points": 1,
+                    "schema_version": 3,
+                    "solution": False,
+                    "task": False,
+                }
+            },
+            "source": "assert 1 + 1 == 2",
+            "outputs": [],
+            "execution_count": None,
+        }
+    ],
+}
+
+
+def time_dask_overhead(home: Course, reps: int) -> dict:
+    """A trivial notebook graded `reps` times by the kit in this process without Dask (the task's code
+    called directly), and through Dask (a local cluster of one worker, started once and timed apart);
+    medians of the wall time from sanitizing to grades written."""
+    from .grading import task as on_worker
+    from .grading.batch import dask_client, finish, load_assignment, prepare
+    from .grading.records import Limits, TaskResult
+    from .samples import make_course, place
+
+    limits = Limits(timeout=60, notebook_timeout=120)
+    with tempfile.TemporaryDirectory(prefix="collabkit-bench-") as tmp:
+        course = Course.open(make_course(Path(tmp) / "course", home.root, {"trivial.ipynb": TRIVIAL}, reference={}))
+        place(course.root, "s01", {"trivial.ipynb": (course.release / "trivial.ipynb").read_bytes()})
+        specs, releases, hidden = load_assignment(course)
+
+        def once(run_task) -> float:
+            start = time.perf_counter()
+            record, task = prepare(course, "s01", specs, releases, course.reference, limits)
+            record = finish(course, record, TaskResult.from_json(run_task(task.to_json())), specs, releases, hidden)
+            if record.score != 1:
+                raise KitError(f"the trivial notebook scored {record.score}, not 1: {record.to_json()}")
+            return time.perf_counter() - start
+
+        on_worker.HOST = on_worker.Host(1)
+        try:
+            direct = [once(on_worker.grade_student) for _ in range(reps)]
+        finally:
+            on_worker.HOST.close()
+            on_worker.HOST = None
+        start = time.perf_counter()
+        with dask_client(1, None) as client:
+            client.register_plugin(on_worker.GradingSlots(), name=on_worker.GradingSlots.name)
+            started = time.perf_counter() - start
+            through = [
+                once(lambda t: client.submit(on_worker.grade_student, t, pure=False).result()) for _ in range(reps)
+            ]
+    out = {
+        "without_dask_s": statistics.median(direct),
+        "through_dask_s": statistics.median(through),
+        "cluster_start_s": started,
+        "runs": reps,
+    }
+    out["overhead_per_task_s"] = out["through_dask_s"] - out["without_dask_s"]
+    print(
+        f"  a trivial notebook: {out['without_dask_s']:.2f} s without Dask, {out['through_dask_s']:.2f} s through "
+        f"Dask (local cluster start-up {started:.1f} s, once per run)",
+        flush=True,
+    )
+    return out
 
 
 def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = False) -> dict:
@@ -218,6 +310,8 @@ def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = Fals
             result["models"][label] = {"fit_s": result["notebooks"][nb]["cells"][gid], "valid_mse": reference.get(key)}
     print("grading:", flush=True)
     result["grading"] = time_grading(course, names, n, reps, workers=[1, 2])
+    print("Dask's overhead:", flush=True)
+    result["dask_overhead"] = time_dask_overhead(course, max(reps, 3))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
@@ -247,14 +341,27 @@ def table(r: dict) -> str:
     g = r["grading"]
     lines += [
         "",
-        f"| grading {g['n']} copies of the solution | wall | submissions/min | vs nbgrader | peak RSS, one process | peak RSS, all |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| grading {g['n']} copies of the solution | wall | submissions/min | vs nbgrader | CPU s per student "
+        "| peak RSS, one process | peak RSS, all |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for mode in [k for k in g if k not in ("n", "one_submission")]:
         v = g[mode]
         ratio = f"{v['speedup_vs_nbgrader']:.2f}x" if "speedup_vs_nbgrader" in v else "1.00x (baseline)"
+        cpu = f"{v['cpu_s_per_student']:.0f} s" if "cpu_s_per_student" in v else "n/a"
         lines.append(
-            f"| {mode} | {v['wall_s']:.1f} s | {v['per_minute']:.2f} | {ratio} | {v['peak_rss_mb']:.0f} MB | {v['peak_total_mb']:.0f} MB |"
+            f"| {mode} | {v['wall_s']:.1f} s | {v['per_minute']:.2f} | {ratio} | {cpu} | {v['peak_rss_mb']:.0f} MB "
+            f"| {v['peak_total_mb']:.0f} MB |"
         )
-    lines.append(f"| one submission, kernel start to grades written | {g['one_submission']['wall_s']:.1f} s | | | | |")
+    lines.append(
+        f"| one submission, kernel start to grades written | {g['one_submission']['wall_s']:.1f} s | | | | | |"
+    )
+    d = r.get("dask_overhead")
+    if d:
+        lines += [
+            "",
+            f"Dask's cost: a trivial notebook graded in {d['without_dask_s']:.2f} s without Dask and "
+            f"{d['through_dask_s']:.2f} s through it (median of {d['runs']}; {d['overhead_per_task_s']:+.2f} s per task); "
+            f"the local cluster starts once per run in {d['cluster_start_s']:.1f} s.",
+        ]
     return "\n".join(lines)
