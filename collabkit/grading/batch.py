@@ -1,27 +1,33 @@
-"""Runs in the grading parent (`collabkit grade`): grade a class, one worker process per student.
+"""Runs in the grading parent (`collabkit grade`): grade a class through Dask, one task per student.
 
 nbgrader's autograde is built for a trusted, tidy batch. This is the same grading (its
 gradebook, OverwriteCells' rules, `determine_grade`, its feedback preprocessors) arranged so
-that one bad submission cannot stop, slow down or falsify the rest:
+that one bad submission cannot stop, slow down or falsify the rest, on one machine or a cluster:
 
 - Each submission is first repaired against the release and the gradebook (sanitize.py),
-  each repair recorded, into the student's scratch folder.
-- Each submission is then executed by its own worker process (worker.py), one kernel per
-  notebook, each kernel started through sandbox.py as a slot uid leased for this run
-  (slots.py).
-- Only this process writes the gradebook, from the executed notebooks, one student at a
-  time (scoring.py); workers and kernels never open it. It is backed up before each run.
+  each repair recorded, here, into a `StudentTask`: plain data (the notebooks as text, the
+  reference artefacts as bytes), with the reference values written into the test cells.
+- Each task runs on a Dask worker (task.py): a local cluster of `workers` processes with one
+  thread each, or the cluster at `scheduler`. There its own worker process (worker.py) runs
+  one kernel per notebook, each started through sandbox.py as a slot uid that Dask worker
+  leased (slots.py). The task returns the executed notebooks and what happened (`TaskResult`)
+  and never reads or writes the course folder. A task whose Dask worker dies is retried on
+  another (at most twice); one that fails every time gives its student `grader_error`.
+- Only this process writes the gradebook, autograded/, feedback/ and the exports, one student
+  at a time as results arrive (scoring.py), so a student's grades are written once. The
+  gradebook is backed up before each run.
 - Each student gets a status, scores per cell, a grading.json record (records.py), and
   feedback without hidden tests; the exports are rebuilt at the end.
-- Runs share a machine and a course safely: slot uids are leased (slots.py), a run grades a
-  student only while it holds that student's lock (another run holding them is named and
-  skipped), and gradebook writes and exports happen under the course's gradebook lock.
-- SIGINT or SIGTERM stops the run within seconds: its workers' process groups are killed
-  (their kernels die with them, and everything left of the run's slot uids is killed), the
-  students already finished keep their grades, those cut short get nothing written, the
-  exports are rebuilt, and the run ends with a KitError whose exit code is 128 + the signal's
-  number. `resume=True` then grades only the
-  students never finished or whose submission changed (`submission_hash` in grading.json).
+- Runs share a machine and a course safely: slot uids are leased per Dask worker (slots.py), a
+  run grades a student only while it holds that student's lock (another run holding them is
+  named and skipped), and gradebook writes and exports happen under the course's gradebook lock.
+- SIGINT or SIGTERM stops the run within seconds: the tasks are cancelled and their worker
+  processes killed (their kernels die with them; a local cluster's Dask workers are closed,
+  and kill everything left under their slot uids), the students already finished keep their
+  grades, those cut short get nothing written, the exports are rebuilt, and the run ends with
+  a KitError whose exit code is 128 + the signal's number. Losing the Dask scheduler ends it
+  the same way with exit code 1. `resume=True` then grades only the students never finished
+  or whose submission changed (`submission_hash` in grading.json).
 - The submission time written to the gradebook is when the files arrived in submitted/, never
   the student's own `timestamp.txt`; one dated before the release or after the arrival marks the
   student `tampered`.
@@ -478,7 +484,7 @@ def _grade(
                 scheduler or "a local cluster",
                 client.dashboard_link,
             )
-            todo, pending = iter(found), {}
+            todo, pending, warned = iter(found), {}, set()
             while not stop.signum:
                 for student in todo:  # keep every worker thread busy, with one more each waiting
                     record, task = _prepare_or_fail(course, student, specs, releases, reference, limits)
@@ -515,6 +521,8 @@ def _grade(
                         log.error("collabkit grade: %s: %s", record.student_id, result)
                         records.append(failed_record(course, record.student_id, result))
                     else:
+                        if scheduler:
+                            _warn_sandbox(result, warned)
                         records.append(_finish_or_fail(course, record, result, specs, releases, hidden))
                     _progress(records, len(found), t0)
             if pending:
@@ -578,6 +586,14 @@ def dask_client(workers: int, scheduler: str | None):
             Client(cluster) as client,
         ):
             yield client
+
+
+def _warn_sandbox(result: TaskResult, warned: set) -> None:
+    """Once per Dask worker: say that its kernels ran without the whole sandbox (it is not root)."""
+    notes = sorted({w for run in result.runs.values() if run.sandbox for w in run.sandbox.get("warnings", [])})
+    if notes and result.where not in warned:
+        warned.add(result.where)
+        log.warning("collabkit grade: on %s, kernels run without the full sandbox: %s", result.where, "; ".join(notes))
 
 
 def _stop_tasks(students: list[str]) -> int:  # runs on each Dask worker (client.run)

@@ -1,5 +1,6 @@
-"""Runs in the grading parent: the locks a grading run holds (all `flock`, dropped by the kernel
-when the run's process exits, however it exits).
+"""The locks a grading run holds (all `flock`, dropped by the kernel when the process holding
+them exits, however it exits). Slots are leased in the run's Dask workers (task.py); students and
+the gradebook in the grading parent (batch.py).
 
 - Slots: the uids kernels run as, one per grading slot (`SlotLease`).
 - Students: a run grades a student only while it holds that student's lock

@@ -1,11 +1,11 @@
-"""Runs in the worker process (one per student, a child of the grading parent): execute notebooks.
+"""Runs in the worker process (one per student, a child of the Dask task in task.py): execute notebooks.
 
 `python -m collabkit.grading.worker JOB` reads a `Job`, executes each of its sanitized notebooks
 in a fresh kernel started through sandbox.py (its own uid, mount and network namespaces, limits),
 talking to it over unix sockets in the submission's run folder (jupyter's `ipc` transport: the
 kernel's network namespace has no route to this process), and
 writes one `NotebookRun` per notebook to `results.json`. It never opens the gradebook or the
-course: the parent (batch.py) does all of that.
+course: the grading parent (batch.py) does all of that, from what the task sends back.
 
 Each kernel is watched: a per-cell timeout interrupts it, and a watchdog kills the kernel's
 whole process group (and every process of the slot's uid) when a cell ignores the interrupt or
