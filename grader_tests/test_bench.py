@@ -33,5 +33,9 @@ def test_quick_bench_runs_and_writes_every_figure(tmp_path):
     assert grading["n"] == 2 and grading["one_submission"]["wall_s"] > 0
     for mode in ("nbgrader", "collabkit --workers=1", "collabkit --workers=2"):
         assert grading[mode]["wall_s"] > 0 and grading[mode]["per_minute"] > 0
+        assert grading[mode]["cpu_s_per_student"] > 0, "CPU seconds include the kernels (reaped grandchildren)"
     assert "speedup_vs_nbgrader" in grading["collabkit --workers=2"]
     assert "| solution notebook |" in run.stdout and "vs nbgrader" in run.stdout
+    dask = result["dask_overhead"]  # the trivial notebook scored 1 both ways, or bench would have failed
+    assert dask["without_dask_s"] > 0 and dask["through_dask_s"] > 0 and dask["cluster_start_s"] > 0
+    assert "Dask's cost: a trivial notebook graded in" in run.stdout

@@ -61,7 +61,7 @@ def test_grade_prints_the_diff_and_records_previous_scores(tmp_path, monkeypatch
         course.autograded(sid).mkdir(parents=True)
         (course.autograded(sid) / "grading.json").write_text(json.dumps(dict(rec, student_id=sid)))
 
-    def regrade(course, students=None, workers=2, limits=None, resume=False):
+    def regrade(course, students=None, workers=2, limits=None, resume=False, scheduler=None):
         from collabkit.grading.records import StudentRecord
 
         out = []
