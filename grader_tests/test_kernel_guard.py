@@ -1,0 +1,165 @@
+"""Hidden tests that code run earlier cannot bend (collabkit/grading/kernel_guard.py).
+
+Fast: each planted trick of tricks.py in a real kernel started the way the worker starts it
+(kernel_guard.py on the command line, the test cell's digest as graded). The trick must win a copy
+of the test the kernel was not told about (so it is a real trick), lose the graded test, and still
+win the copy afterwards (the student's machinery is put back after the test; their plots still show).
+
+Slow: the same tricks as toy submissions through `collabkit grade`, against an expected-score table:
+each scores no more than the honest wrong answer; and graded with the guard switched off, the
+tricks win (what this kit did before the guard).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import bad_submissions as bad
+import pytest
+from conftest import LIMITS, graded, submit
+from tricks import BENDS_UNGUARDED, TRICKS
+
+from collabkit.grading.kernel_guard import digest
+from collabkit.grading.worker import kernel_cmd
+
+TEST = '"""double doubles numbers."""\nassert float(double(2)) == 4, f"expected double(2) == 4, got {double(2)}"'
+
+
+class Kernel:
+    """A kernel started by jupyter_client with the worker's command line (without the sandbox)."""
+
+    def __init__(self, cwd: Path, graded_cells: list[str]):
+        from jupyter_client import KernelManager
+
+        digests = [digest(c) for c in graded_cells]
+
+        class Manager(KernelManager):
+            def format_kernel_cmd(self, extra_arguments=None):
+                cmd = kernel_cmd("unused", self.connection_file, digests)
+                return cmd[cmd.index("--") + 1 :]
+
+        self.km = Manager(kernel_name="python3")
+        self.km.start_kernel(cwd=str(cwd), env={"PATH": str(Path(sys.executable).parent), "HOME": str(cwd)})
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        self.kc.wait_for_ready(timeout=90)
+
+    def run(self, code: str) -> tuple[str, list[str]]:
+        """The reply's status and the outputs nbgrader would read as failure (errors, stderr)."""
+        bad_outputs = []
+
+        def hook(msg):
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "error" or (kind == "stream" and content.get("name") == "stderr"):
+                bad_outputs.append(f"{kind}: {content.get('ename') or content.get('text', '')[:80]}")
+
+        reply = self.kc.execute_interactive(code, timeout=60, output_hook=hook)
+        return reply["content"]["status"], bad_outputs
+
+    def passes(self, code: str) -> bool:
+        status, bad_outputs = self.run(code)
+        return status == "ok" and not bad_outputs
+
+    def close(self):
+        self.kc.stop_channels()
+        self.km.shutdown_kernel(now=True)
+
+
+@pytest.fixture
+def kernel(tmp_path):
+    k = Kernel(tmp_path, [TEST])
+    yield k
+    k.close()
+
+
+@pytest.mark.parametrize("name", sorted(TRICKS))
+def test_a_trick_wins_an_ungraded_copy_of_the_test_and_loses_the_graded_test(kernel, name):
+    answer, trick = TRICKS[name]
+    assert kernel.passes(answer) and kernel.passes(trick)
+    copy = TEST + "\n# a copy the kernel was not told is graded" if name in BENDS_UNGUARDED else "assert double(2) == 4"
+    assert kernel.passes(copy), f"{name}: the planted trick does not work even without the guard"
+    status, bad_outputs = kernel.run(TEST)
+    assert status == "error" or bad_outputs, f"{name}: the graded test passed a wrong answer"
+    assert bad_outputs, f"{name}: the graded test failed without showing why"
+    assert kernel.passes(copy), f"{name}: the student's own machinery was not put back after the test"
+
+
+def test_an_honest_notebook_runs_as_before_around_a_graded_cell(kernel):
+    """A correct answer passes the graded test; what the student set up (an event callback, like
+    matplotlib's inline backend, and a variable) is there again afterwards, and counts go on."""
+    assert kernel.passes("def double(x):\n    return 2 * x")
+    assert kernel.passes("seen = []\nget_ipython().events.register('post_execute', lambda: seen.append(1))")
+    before = kernel.kc.execute_interactive("1", timeout=30)["content"]["execution_count"]
+    assert kernel.passes(TEST)
+    assert kernel.passes("assert len(seen) == 2, seen")  # fired after its own cell and this one, not the test
+    after = kernel.kc.execute_interactive("1", timeout=30)["content"]["execution_count"]
+    assert after == before + 3
+
+
+def test_the_kernel_command_keeps_the_working_folder_off_sys_path():
+    cmd = kernel_cmd("cfg.json", "kernel.json", ["ab", "cd"])
+    assert cmd[1:4] == ["-P", "-m", "collabkit.grading.sandbox"]
+    kernel = cmd[cmd.index("--") + 1 :]
+    assert kernel[1:] == ["-P", "-m", "collabkit.grading.kernel_guard", "ab,cd", "-f", "kernel.json"]
+    assert "ipykernel_launcher" in kernel_cmd("cfg.json", "kernel.json", None)
+
+
+def test_the_worker_names_only_graded_test_cells():
+    import nbformat
+
+    from collabkit.grading.worker import graded_digests
+
+    cells = [
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("assert x == 1"),
+        nbformat.v4.new_code_cell("answer = 2"),
+        nbformat.v4.new_markdown_cell("graded prose"),
+    ]
+    cells[1].metadata.nbgrader = {"grade": True, "solution": False, "grade_id": "t"}
+    cells[2].metadata.nbgrader = {"grade": True, "solution": True, "grade_id": "a"}
+    cells[3].metadata.nbgrader = {"grade": True, "solution": False, "grade_id": "m"}
+    assert graded_digests(nbformat.v4.new_notebook(cells=cells)) == [digest("assert x == 1")]
+
+
+# ---------------------------------------------------------------------------- through collabkit grade
+
+
+def planted(release: dict, answers: dict, name: str) -> bytes:
+    answer, trick = TRICKS[name]
+    return bad.dump(bad.extra_cell(bad.answered(release, answers, double=answer), "double", trick))
+
+
+HONEST_WRONG = {"test_double": (0, "failed"), "test_square": (1, "passed")}
+# student -> {grade_id: (score, status)} with the guard; the honest wrong answer first
+EXPECTED = {"honest_wrong": HONEST_WRONG} | {name: HONEST_WRONG for name in TRICKS}
+
+
+@pytest.mark.slow
+def test_planted_tricks_score_no_more_than_the_honest_wrong_answer(tmp_path):
+    import json
+
+    from conftest import answers_of
+
+    from collabkit.grading.records import Limits
+
+    course = bad.tiny_course(tmp_path / "course")
+    release = json.loads((course / "release" / bad.ASSIGNMENT / "toy.ipynb").read_text())
+    answers = answers_of(course)
+    submit(course, "honest_wrong", bad.dump(bad.answered(release, answers, double=bad.WRONG_DOUBLE)))
+    for name in TRICKS:
+        submit(course, name, planted(release, answers, name))
+
+    def cells(records):
+        return {r["student_id"]: {c["grade_id"]: (c["score"], c["status"]) for c in r["cells"]} for r in records}
+
+    guarded = cells(graded(course, workers=2, limits=LIMITS))
+    assert {s: {g: guarded[s][g] for g in want} for s, want in EXPECTED.items()} == EXPECTED
+    honest = guarded["honest_wrong"]["test_double"][0]
+    assert all(guarded[name]["test_double"][0] <= honest for name in TRICKS)
+
+    # the same submissions without the guard: the tricks win, so the table above is the guard's doing
+    unguarded = cells(graded(course, workers=2, limits=Limits(**{**LIMITS.to_json(), "kernel_guard": False})))
+    assert {name: unguarded[name]["test_double"] for name in TRICKS} == {
+        name: (2, "passed") if name in BENDS_UNGUARDED else (0, "failed") for name in TRICKS
+    }
