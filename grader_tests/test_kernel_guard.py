@@ -85,6 +85,26 @@ def test_a_trick_wins_an_ungraded_copy_of_the_test_and_loses_the_graded_test(ker
     assert kernel.passes(copy), f"{name}: the student's own machinery was not put back after the test"
 
 
+KIT_TEST = "assert tuple(y_range) == ck.Y_RANGE, f'y_range should be {ck.Y_RANGE}, got {y_range}'"
+KIT_TRICKS = {
+    "patched": "import collabkit.nb as ck\nck.Y_RANGE = (0, 99)",  # the module the tests read
+    "rebound": "import types\nck = types.SimpleNamespace(Y_RANGE=(0, 99))",  # the name the tests use
+}
+
+
+@pytest.mark.parametrize("trick", sorted(KIT_TRICKS))
+def test_a_test_reads_the_kits_own_values_whatever_the_student_did_to_ck(tmp_path, trick):
+    kernel = Kernel(tmp_path, [KIT_TEST])
+    try:
+        assert kernel.passes("import collabkit.nb as ck\ny_range = (0, 99)")  # a wrong y_range
+        assert kernel.passes(KIT_TRICKS[trick])
+        assert kernel.passes(KIT_TEST + "\n# a copy"), "the trick does not work even without the guard"
+        assert not kernel.passes(KIT_TEST)
+        assert kernel.passes(KIT_TEST + "\n# a copy")
+    finally:
+        kernel.close()
+
+
 def test_an_honest_notebook_runs_as_before_around_a_graded_cell(kernel):
     """A correct answer passes the graded test; what the student set up (an event callback, like
     matplotlib's inline backend, and a variable) is there again afterwards, and counts go on."""
@@ -153,10 +173,11 @@ def test_planted_tricks_score_no_more_than_the_honest_wrong_answer(tmp_path):
     def cells(records):
         return {r["student_id"]: {c["grade_id"]: (c["score"], c["status"]) for c in r["cells"]} for r in records}
 
-    guarded = cells(graded(course, workers=2, limits=LIMITS))
+    records = graded(course, workers=2, limits=LIMITS)
+    guarded = cells(records)
     assert {s: {g: guarded[s][g] for g in want} for s, want in EXPECTED.items()} == EXPECTED
-    honest = guarded["honest_wrong"]["test_double"][0]
-    assert all(guarded[name]["test_double"][0] <= honest for name in TRICKS)
+    totals = {r["student_id"]: r["score"] for r in records}
+    assert all(totals[name] <= totals["honest_wrong"] == 1 for name in TRICKS), totals
 
     # the same submissions without the guard: the tricks win, so the table above is the guard's doing
     unguarded = cells(graded(course, workers=2, limits=Limits(**{**LIMITS.to_json(), "kernel_guard": False})))

@@ -31,6 +31,15 @@ def _run_cell_quietly(raw_cell, *args, **kwargs):
     return result
 _shell.run_cell = _run_cell_quietly"""
 
+RUN_CODE_CLASS = """from IPython.core.interactiveshell import InteractiveShell
+async def _run_code_forgiving(self, code_obj, result=None, *, async_=False):
+    try:
+        exec(code_obj, self.user_global_ns, self.user_ns)
+    except AssertionError:
+        pass
+    return False
+InteractiveShell.run_code = _run_code_forgiving"""
+
 CUSTOM_EXC_AND_REPLY = """_shell = get_ipython()
 _shell.set_custom_exc((AssertionError,), lambda shell, etype, value, tb, tb_offset=None: None)
 _send = type(_shell.kernel.session).send
@@ -78,6 +87,10 @@ class _float(metaclass=_FloatType):
     pass
 builtins.float = _float"""
 
+NAMESPACE_BUILTINS = BUILTINS_FLOAT.replace(
+    "builtins.float = _float", "__builtins__ = dict(vars(builtins), float=_float)"
+)
+
 EQ_ANSWER = """class _Anything(float):
     def __eq__(self, other):
         return True
@@ -90,10 +103,12 @@ TRICKS = {
     "input_transformer": (WRONG, INPUT_TRANSFORMER),
     "ast_transformer": (WRONG, AST_TRANSFORMER),
     "run_cell_wrapper": (WRONG, RUN_CELL_WRAPPER),
+    "run_code_class": (WRONG, RUN_CODE_CLASS),
     "custom_exc_and_reply": (WRONG, CUSTOM_EXC_AND_REPLY),
     "events": (WRONG, EVENTS),
     "stderr_sink": (STDERR_ANSWER, STDERR_SINK),
     "builtins_float": (BUILTINS_ANSWER, BUILTINS_FLOAT),
+    "namespace_builtins": (BUILTINS_ANSWER, NAMESPACE_BUILTINS),
     "eq_anything": (EQ_ANSWER, "pass"),
 }
 BENDS_UNGUARDED = set(TRICKS) - {"eq_anything"}  # the tricks that win test_double when nothing stops them

@@ -12,7 +12,8 @@
   session.send ...), the classes that define them and the modules they call into, the input and
   AST transformers, custom exception handlers and traceback formatters, the compiler, the event
   callbacks, the display hooks, sys.stdout/stderr and their write methods, sys's hooks, the
-  builtins and the namespace's `__builtins__`.
+  builtins and the namespace's `__builtins__`, and the kit's helpers the tests call (collabkit.nb's
+  globals, and the name `ck` in the namespace, which the notebooks bind to it).
 
 Then, for each execute_request whose code is a graded test cell (its sha256 is in DIGESTS, which
 the worker computes from the sanitized notebook, so a student cannot make a test look ungraded),
@@ -66,6 +67,7 @@ SHELL_ATTRS = (
     "_trait_values",
 )
 KERNEL_ATTRS = ("shell", "session", "shell_handlers", "iopub_socket", "iopub_thread", "shell_stream", "_trait_values")
+KIT = {"ck": "collabkit.nb"}  # the names the notebooks' read-only cells bind the kit's helpers to
 SYS_ATTRS = (
     "stdout",
     "stderr",
@@ -100,13 +102,15 @@ class Machinery:
     callbacks, the kernel's message handlers).
     """
 
-    def __init__(self, shell, kernel=None):
+    def __init__(self, shell, kernel=None, kit: dict | None = None):
         itm, events = shell.input_transformer_manager, shell.events
+        self.kit = [(shell.user_ns, name, module) for name, module in (kit or {}).items()]
         for name in SHELL_ATTRS:
             getattr(shell, name, None)  # lazily created traits exist from now on
         objects = [(shell, SHELL_ATTRS), (kernel, KERNEL_ATTRS)] if kernel is not None else [(shell, SHELL_ATTRS)]
         if kernel is not None:
-            objects += [(kernel.session, ()), (kernel.iopub_socket, ()), (kernel.shell_stream, ())]
+            objects += [(kernel.session, ()), (kernel.iopub_socket, ()), (kernel.iopub_thread, ())]
+            objects += [(kernel.shell_stream, ()), (kernel.shell_stream.socket, ())]
         for obj in (
             shell.compile,
             events,
@@ -138,6 +142,11 @@ class Machinery:
         for mod in sorted(modules, key=lambda m: m.__name__):
             g = vars(mod)
             self.items += [(g, n) for n, v in g.items() if _is_method(v) or isinstance(v, types.ModuleType)]
+        for _, _, module in self.kit:  # the kit's helpers the tests call (ck.valid_mse): every global
+            self.items += [(vars(module), n) for n in vars(module)]
+            package, _, leaf = module.__name__.rpartition(".")
+            self.items += [(vars(sys.modules[package]), leaf)] if package else []
+        self.items += [(ns, name) for ns, name, _ in self.kit]
         self.items += [(vars(sys), n) for n in SYS_ATTRS]
         self.items += [(ns, "__builtins__") for ns in {id(shell.user_ns): shell.user_ns}.values()]
         self.containers = [
@@ -162,6 +171,12 @@ class Machinery:
             [(c, list(c) if isinstance(c, list) else dict(c)) for c in self.containers],
             (sys.gettrace(), sys.getprofile()),
         )
+
+    def trusted(self) -> tuple:
+        """The values every place holds now, with the kit's names in the namespace bound to the kit
+        (`ck` is collabkit.nb for the tests, whatever a student bound it to)."""
+        names, classes, items, containers, hooks = self.take()
+        return names, classes, items + [(ns, name, module) for ns, name, module in self.kit], containers, hooks
 
     def put(self, state: tuple) -> None:
         """Make every place hold what it held in `state`. The builtins go first, by plain dict operations,
@@ -218,8 +233,11 @@ def graded_code(kernel, msg, digests: frozenset) -> bool:
 
 def guard(kernel, digests: frozenset):
     """Wrap the kernel's shell-message entry point: a graded cell runs on the machinery captured now."""
-    machinery = Machinery(kernel.shell, kernel)
-    pristine = machinery.take()
+    import importlib
+
+    kit = {name: importlib.import_module(module) for name, module in KIT.items()}
+    machinery = Machinery(kernel.shell, kernel, kit)
+    pristine = machinery.trusted()
     handle = kernel.shell_main
 
     async def shell_main(subshell_id, msg):
