@@ -37,6 +37,7 @@ pandas, the kit's own helpers). Only judging outside the kernel closes those.
 from __future__ import annotations
 
 import builtins
+import gc
 import hashlib
 import json
 import os
@@ -157,6 +158,7 @@ class Machinery:
             itm.token_transformers,
             events.callbacks,
             *events.callbacks.values(),
+            gc.callbacks,  # run in the middle of any cell, whenever the collector runs
         ]
         if kernel is not None:
             self.containers.append(kernel.shell_handlers)

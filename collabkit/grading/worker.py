@@ -1,7 +1,8 @@
 """Runs in the worker process (one per student, a child of the grading parent): execute notebooks.
 
 `python -m collabkit.grading.worker JOB` reads a `Job`, executes each of its sanitized notebooks
-in a fresh kernel started through sandbox.py (its own uid, mount and network namespaces, limits),
+in a fresh kernel started through sandbox.py (its own uid, mount and network namespaces, limits)
+and kernel_guard.py (told which cells are graded tests, which then run on the kernel's own machinery),
 talking to it over unix sockets in the submission's run folder (jupyter's `ipc` transport: the
 kernel's network namespace has no route to this process), and
 writes one `NotebookRun` per notebook to `results.json`. It never opens the gradebook or the
