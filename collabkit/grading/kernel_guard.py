@@ -12,8 +12,8 @@
   session.send ...), the classes that define them and the modules they call into, the input and
   AST transformers, custom exception handlers and traceback formatters, the compiler, the event
   callbacks, the display hooks, sys.stdout/stderr and their write methods, sys's hooks, the
-  builtins and the namespace's `__builtins__`, and the kit's helpers the tests call (collabkit.nb's
-  globals, and the name `ck` in the namespace, which the notebooks bind to it).
+  builtins and the namespace's `__builtins__`, and the kit's helpers the tests call (the globals
+  of collabkit.nb and collabkit.scaffold, and the name `ck`, which the notebooks bind to the first).
 
 Then, for each execute_request whose code is a graded test cell (its sha256 is in DIGESTS, which
 the worker computes from the sanitized notebook, so a student cannot make a test look ungraded),
@@ -68,7 +68,8 @@ SHELL_ATTRS = (
     "_trait_values",
 )
 KERNEL_ATTRS = ("shell", "session", "shell_handlers", "iopub_socket", "iopub_thread", "shell_stream", "_trait_values")
-KIT = {"ck": "collabkit.nb"}  # the names the notebooks' read-only cells bind the kit's helpers to
+KIT_MODULES = ("collabkit.nb", "collabkit.scaffold")  # the kit's helpers the tests call
+KIT_NAMES = {"ck": "collabkit.nb"}  # the names the notebooks' read-only cells bind them to
 SYS_ATTRS = (
     "stdout",
     "stderr",
@@ -103,9 +104,9 @@ class Machinery:
     callbacks, the kernel's message handlers).
     """
 
-    def __init__(self, shell, kernel=None, kit: dict | None = None):
+    def __init__(self, shell, kernel=None, modules: list = (), names: dict | None = None):
         itm, events = shell.input_transformer_manager, shell.events
-        self.kit = [(shell.user_ns, name, module) for name, module in (kit or {}).items()]
+        self.kit = [(shell.user_ns, name, module) for name, module in (names or {}).items()]
         for name in SHELL_ATTRS:
             getattr(shell, name, None)  # lazily created traits exist from now on
         objects = [(shell, SHELL_ATTRS), (kernel, KERNEL_ATTRS)] if kernel is not None else [(shell, SHELL_ATTRS)]
@@ -143,7 +144,7 @@ class Machinery:
         for mod in sorted(modules, key=lambda m: m.__name__):
             g = vars(mod)
             self.items += [(g, n) for n, v in g.items() if _is_method(v) or isinstance(v, types.ModuleType)]
-        for _, _, module in self.kit:  # the kit's helpers the tests call (ck.valid_mse): every global
+        for module in modules:  # the kit's helpers the tests call (ck.valid_mse): every global
             self.items += [(vars(module), n) for n in vars(module)]
             package, _, leaf = module.__name__.rpartition(".")
             self.items += [(vars(sys.modules[package]), leaf)] if package else []
@@ -237,8 +238,9 @@ def guard(kernel, digests: frozenset):
     """Wrap the kernel's shell-message entry point: a graded cell runs on the machinery captured now."""
     import importlib
 
-    kit = {name: importlib.import_module(module) for name, module in KIT.items()}
-    machinery = Machinery(kernel.shell, kernel, kit)
+    modules = [importlib.import_module(m) for m in KIT_MODULES]
+    names = {name: importlib.import_module(m) for name, m in KIT_NAMES.items()}
+    machinery = Machinery(kernel.shell, kernel, modules, names)
     pristine = machinery.trusted()
     handle = kernel.shell_main
 
