@@ -142,6 +142,41 @@ def test_the_worker_names_only_graded_test_cells():
     assert graded_digests(nbformat.v4.new_notebook(cells=cells)) == [digest("assert x == 1")]
 
 
+# ---------------------------------------------------------------------------- plain values for the tests
+
+
+class _Anything(str):
+    """A title that claims to equal every other, and prints as another such title."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = str.__hash__
+
+    def __str__(self):
+        return _Anything("also anything")
+
+    def strip(self, *args):
+        return _Anything("B")
+
+
+def test_plain_strs_gives_plain_titles_that_equal_only_themselves():
+    import collabkit.nb as ck
+
+    got = ck.plain_strs([_Anything("Heat"), "Dune", 7])
+    assert got == ["Heat", "Dune", None] and [type(t) for t in got] == [str, str, type(None)]
+    assert got != ["Alien", "Dune", None]
+    assert [_Anything("Heat")] == ["Alien"]  # what a test comparing the student's objects would have seen
+
+
+def test_check_letter_reads_the_letter_itself_not_what_a_str_subclass_says():
+    import collabkit.scaffold as sc
+
+    got = sc.check_letter(_Anything(" a "), "answer_y_range")
+    assert got == "A" and type(got) is str
+    assert got != "B"
+
+
 # ---------------------------------------------------------------------------- through collabkit grade
 
 
@@ -184,3 +219,40 @@ def test_planted_tricks_score_no_more_than_the_honest_wrong_answer(tmp_path):
     assert {name: unguarded[name]["test_double"] for name in TRICKS} == {
         name: (2, "passed") if name in BENDS_UNGUARDED else (0, "failed") for name in TRICKS
     }
+
+
+EQ_TITLES = """
+
+_wrong_popular = popular_movies
+
+
+class _Title(str):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = str.__hash__
+
+
+def popular_movies(ratings, movies, n=10, min_ratings=50):
+    return [_Title(t) for t in _wrong_popular(ratings, movies, n=n, min_ratings=min_ratings)]
+"""
+
+
+@pytest.mark.slow
+def test_titles_that_claim_to_equal_anything_score_what_the_wrong_answer_scores(tmp_path):
+    """05 on fastai kernels: a wrong popular_movies (min_ratings ignored) alone, and the same answer
+    returning titles that claim to equal any title. The hidden tests compare plain strings, so both
+    lose the same cells (the fixture table's, test_popular_movies and its ties) and nothing else."""
+    from harness import autograde, fixture_module, make_course, place, submission
+
+    notebook = "05_cold_start_and_ethics.ipynb"
+    wrong = fixture_module("05_cold_start_and_ethics").FIXTURES["popular_ignores_min_ratings"]["cells"]
+    course = make_course(tmp_path / "course")
+    place(course, "honest_wrong", {notebook: submission(course, notebook, wrong)})
+    tricked = {"popular_movies": wrong["popular_movies"] + EQ_TITLES}
+    place(course, "eq_titles", {notebook: submission(course, notebook, tricked)})
+    grades = autograde(course)
+    auto = grades[grades.kind == "auto"].set_index(["student", "grade_id"]).score
+    assert auto["honest_wrong"].to_dict() == auto["eq_titles"].to_dict()
+    lost = {g: s for g, s in auto["eq_titles"].items() if s < grades.set_index("grade_id").max_score[g].max()}
+    assert lost == {"test_popular_movies": 0, "test_popular_movies_ties": 0}
