@@ -140,8 +140,8 @@ class Machinery:
             traits = d.get("_trait_values")
             if isinstance(traits, dict):
                 self.items += [(traits, n) for n in attrs if n in traits]
-        modules = {sys.modules.get(c.__module__) for c in self.classes} - {None}
-        for mod in sorted(modules, key=lambda m: m.__name__):
+        owners = {sys.modules.get(c.__module__) for c in self.classes} - {None}
+        for mod in sorted(owners, key=lambda m: m.__name__):
             g = vars(mod)
             self.items += [(g, n) for n, v in g.items() if _is_method(v) or isinstance(v, types.ModuleType)]
         for module in modules:  # the kit's helpers the tests call (ck.valid_mse): every global
