@@ -212,6 +212,12 @@ def valid_mse(learn) -> float:
     return float(((preds - torch.tensor(frame.rating.to_numpy())) ** 2).mean())
 
 
+def plain_strs(values) -> list:
+    """`values` as a list of plain strings, for a test to compare: a str subclass becomes its text
+    and anything else None, so an object that claims to equal any title gains nothing."""
+    return [str.__str__(v) if isinstance(v, str) else None for v in values]
+
+
 def reference_path() -> Path:
     """COLLABKIT_REFERENCE (set by the kit's grader and reference run), else solutions/reference.json
     in the nearest course folder above the working directory (stock `nbgrader autograde` runs a

@@ -69,10 +69,10 @@ TOY_SOURCE = _nb(
         ),
         _cell(
             "code",
-            '"""double doubles numbers."""\nassert double(2) == 4, f"expected double(2) == 4, got {double(2)}"\n'
+            '"""double doubles numbers."""\nassert float(double(2)) == 4, f"expected double(2) == 4, got {double(2)}"\n'
             "### BEGIN HIDDEN TESTS\n"
-            f"assert double(-3) == -6, 'double should work for negative numbers'  # {SECRET}\n"
-            "assert double(5) == ck.reference()['factor'] * 5, 'double(5) should be 10'\n"
+            f"assert float(double(-3)) == -6, 'double should work for negative numbers'  # {SECRET}\n"
+            "assert float(double(5)) == ck.reference()['factor'] * 5, 'double(5) should be 10'\n"
             "assert (ck.reference_path().parent / ck.reference()['weights']).read_text() == '2'\n"
             "### END HIDDEN TESTS",
             "test_double",

@@ -130,6 +130,8 @@ class Limits(_Record):
     nproc: int = 256  # processes and threads of one grading slot's uid
     fsize_mb: int = 256  # largest file a kernel may write
     output_mb: float = 2  # output kept per cell; the rest is dropped with a note
+    kernel_guard: bool = True  # tests run on the machinery captured at kernel start (kernel_guard.py); False
+    # only for the kit's own tests, to show what a planted trick does without it
 
 
 @dataclass

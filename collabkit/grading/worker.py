@@ -1,7 +1,8 @@
 """Runs in the worker process (one per student, a child of the Dask task in task.py): execute notebooks.
 
 `python -m collabkit.grading.worker JOB` reads a `Job`, executes each of its sanitized notebooks
-in a fresh kernel started through sandbox.py (its own uid, mount and network namespaces, limits),
+in a fresh kernel started through sandbox.py (its own uid, mount and network namespaces, limits)
+and kernel_guard.py (told which cells are graded tests, which then run on the kernel's own machinery),
 talking to it over unix sockets in the submission's run folder (jupyter's `ipc` transport: the
 kernel's network namespace has no route to this process), and
 writes one `NotebookRun` per notebook to `results.json`. It never opens the gradebook or the
@@ -100,10 +101,10 @@ def _client_class():
 
     class SandboxKernelManager(AsyncKernelManager):
         sandbox_config = ""
+        graded: list[str] | None = None  # digests of the graded test cells (kernel_guard.py); None: no guard
 
         def format_kernel_cmd(self, extra_arguments=None):
-            kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", self.connection_file]
-            return [sys.executable, "-m", "collabkit.grading.sandbox", self.sandbox_config, "--", *kernel]
+            return kernel_cmd(self.sandbox_config, self.connection_file, self.graded)
 
     class GradingClient(NotebookClient):
         """nbclient, recording what happened to each cell and capping output."""
@@ -155,6 +156,28 @@ def _client_class():
             return None
 
     return SandboxKernelManager, GradingClient
+
+
+def kernel_cmd(sandbox_config: str, connection_file: str, graded: list[str] | None) -> list[str]:
+    """The kernel's command line: sandbox.py, then kernel_guard.py (or plain ipykernel without a guard).
+    `-P`: the kernel's working folder, which student code can write, never comes first on sys.path,
+    so neither this privileged launcher nor the next kernel imports a module a student left there."""
+    py = [sys.executable, "-P", "-m"]
+    launcher = ["collabkit.grading.kernel_guard", ",".join(graded)] if graded is not None else ["ipykernel_launcher"]
+    return [*py, "collabkit.grading.sandbox", sandbox_config, "--", *py, *launcher, "-f", connection_file]
+
+
+def graded_digests(nb) -> list[str]:
+    """The sha256 of each graded test cell's code (autograded, not an answer), as kernel_guard knows them.
+    The sanitized notebook's nbgrader metadata is the release's, so a student cannot unmark a test."""
+    from .kernel_guard import digest
+
+    out = []
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+            out.append(digest(cell.source))
+    return sorted(set(out))
 
 
 def kernel_env(run: Path) -> dict:
@@ -258,6 +281,7 @@ def execute_notebook(job: Job, name: str, src: Path, dest: Path) -> NotebookRun:
     if ipc is not None:
         km.transport, km.ip = "ipc", str(ipc)
     km.sandbox_config = str(cfg_path)
+    km.graded = graded_digests(nb) if limits.kernel_guard else None
     km.connection_file = str(job.run / "runtime" / f"kernel-{name}.json")
     client = Client(
         nb,
