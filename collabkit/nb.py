@@ -101,16 +101,19 @@ def movies():
     return _tables()[1].copy()
 
 
-def kit_dls(bs: int = 64, seed: int = SEED, fast: bool = True):
+def kit_dls(bs: int = 64, seed: int = SEED, fast: bool | None = None):
     """The assignment's DataLoaders: ratings with titles, the seed-42 20% validation split.
 
     The lecture's `CollabDataLoaders.from_df` call; with `fast` (the default) its loaders are
     `fastdl.FastTabDL`, which yield the same batches as fastai's own (same rows, order and random
     numbers) from tensors made once per pass instead of indexing the DataFrame for every batch.
-    `fast=False` gives fastai's stock loaders (the tests and the benchmark compare the two)."""
+    `fast=False`, or COLLABKIT_STOCK_DLS=1 in the environment, gives fastai's stock loaders (the
+    tests and the benchmark compare the two; a fallback should fastai change under the kit)."""
     from fastai.collab import CollabDataLoaders
     from fastai.torch_core import set_seed
 
+    if fast is None:
+        fast = os.environ.get("COLLABKIT_STOCK_DLS") != "1"
     frame = ratings().merge(movies()[["movie", "title"]])
     set_seed(seed, reproducible=True)
     kw = {}
@@ -128,7 +131,7 @@ def fit(learn, epochs: int, lr: float, wd: float | None = None):
     return learn
 
 
-def train_dot(recipe: str = "fast", seed: int = SEED, fast: bool = True):
+def train_dot(recipe: str = "fast", seed: int = SEED, fast: bool | None = None):
     """A dot-product model trained on the kit's split with one of RECIPES (`fast`: see `kit_dls`)."""
     from fastai.collab import collab_learner
     from fastai.torch_core import set_seed
