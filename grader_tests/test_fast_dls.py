@@ -133,7 +133,7 @@ def test_what_the_notebooks_call_on_the_dls_still_works(both):
     assert torch.equal(ck.predict(learners[0], ck.valid_frame()), ck.predict(learners[1], ck.valid_frame()))
 
 
-@pytest.mark.slow  # the lecture recipe twice: about 40 s on this 2-core machine
+@pytest.mark.slow  # the lecture recipe twice: 118 s measured on the 2 shared cores at load 2-4 (less when idle)
 def test_the_lecture_recipe_scores_the_same_on_both():
     from fastai.collab import collab_learner
     from fastai.torch_core import set_seed
