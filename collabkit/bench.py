@@ -130,6 +130,58 @@ def time_notebooks(course: Course, names: list[str], reps: int) -> dict:
     return out
 
 
+def _data_path_one(fast: bool) -> dict:
+    """Run in a child process: the lecture recipe and ck.train_dot on fastai's stock loaders or the kit's."""
+    import collabkit.nb as ck
+
+    ck.setup()
+    from fastai.collab import collab_learner
+    from fastai.torch_core import set_seed
+
+    dls = ck.kit_dls(fast=fast)
+    start = time.perf_counter()
+    for _ in dls.train:  # one pass of batches alone, no model
+        pass
+    loader = time.perf_counter() - start
+    set_seed(ck.SEED, reproducible=True)
+    learn = collab_learner(dls, n_factors=50, y_range=ck.Y_RANGE, wd=0.1)
+    start, cpu = time.perf_counter(), time.process_time()  # CPU time too: less at the mercy of a shared machine
+    ck.fit(learn, 5, 5e-3, wd=0.1)
+    lecture, lecture_cpu = time.perf_counter() - start, time.process_time() - cpu
+    mse = ck.valid_mse(learn)
+    start = time.perf_counter()
+    ck.train_dot("fast", fast=fast)
+    dot = time.perf_counter() - start
+    return {
+        "loader_pass_s": loader,
+        "lecture_epoch_s": lecture / 5,
+        "lecture_epoch_cpu_s": lecture_cpu / 5,
+        "lecture_mse": mse,
+        "train_dot_s": dot,
+    }
+
+
+def time_data_path(reps: int) -> dict:
+    """fastai's stock tabular loaders against the kit's (collabkit.fastdl: the same batches), one child per
+    run, alternating, so both see the same machine; medians of `reps`."""
+    env = tool_env(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    runs: dict = {"stock": [], "kit": []}
+    for _ in range(reps):
+        for label, fast in (("stock", False), ("kit", True)):
+            code = f"import json, collabkit.bench as b; print(json.dumps(b._data_path_one({fast})))"
+            run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+            if run.returncode != 0:
+                raise KitError(f"the data-path timing failed:\n{run.stderr[-2000:]}")
+            runs[label].append(json.loads(run.stdout.strip().splitlines()[-1]))
+    out = {label: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for label, rs in runs.items()}
+    out["runs"] = reps
+    print(
+        f"  lecture recipe per epoch: stock {out['stock']['lecture_epoch_s']:.1f} s, kit {out['kit']['lecture_epoch_s']:.1f} s",
+        flush=True,
+    )
+    return out
+
+
 def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) -> dict:
     """Grade `students` in the throwaway `course` one way; wall time, CPU seconds and peak RSS of the
     grading processes (CPU: user + system of every process the command started and reaped, kernels
@@ -308,6 +360,9 @@ def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = Fals
     for label, (nb, gid, key) in MODEL_CELLS.items():
         if nb in result["notebooks"] and gid in result["notebooks"][nb]["cells"]:
             result["models"][label] = {"fit_s": result["notebooks"][nb]["cells"][gid], "valid_mse": reference.get(key)}
+    if not quick:  # two lecture trainings per repetition: too slow for the suite's quick check
+        print("data path (fastai's stock loaders against the kit's):", flush=True)
+        result["data_path"] = time_data_path(reps)
     print("grading:", flush=True)
     result["grading"] = time_grading(course, names, n, reps, workers=[1, 2])
     print("Dask's overhead:", flush=True)
@@ -338,6 +393,23 @@ def table(r: dict) -> str:
     for label, v in r["models"].items():
         mse = f"{v['valid_mse']:.4f}" if v["valid_mse"] is not None else "n/a"
         lines.append(f"| {label} | {v['fit_s']:.1f} s | {mse} |")
+    if "data_path" in r:
+        d = r["data_path"]
+        lines += [
+            "",
+            "| data path (same batches) | fastai's stock loaders | the kit's (fastdl) | speed-up |",
+            "| --- | ---: | ---: | ---: |",
+        ]
+        for key, label in (
+            ("loader_pass_s", "one pass of the bs-64 train batches, no model"),
+            ("lecture_epoch_s", "lecture recipe (bs 64), one epoch"),
+            ("lecture_epoch_cpu_s", "the same, CPU time"),
+            ("train_dot_s", "ck.train_dot('fast'), whole"),
+        ):
+            a, b = d["stock"][key], d["kit"][key]
+            lines.append(f"| {label} | {a:.2f} s | {b:.2f} s | {a / b:.1f}x |")
+        mses = (d["stock"]["lecture_mse"], d["kit"]["lecture_mse"])
+        lines.append(f"| lecture recipe validation MSE | {mses[0]:.4f} | {mses[1]:.4f} | |")
     g = r["grading"]
     lines += [
         "",

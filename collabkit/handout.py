@@ -32,7 +32,7 @@ from .errors import KitError
 # What the notebooks import (nb, and scaffold: the visible tests' shared set-up, which holds no
 # answers), what that imports in turn (a test checks the closure), plus the students'
 # `collabkit data` command.
-STUDENT_MODULES = ["__init__.py", "nb.py", "scaffold.py", "quiet.py", "data.py", "errors.py", "student.py"]
+STUDENT_MODULES = ["__init__.py", "nb.py", "fastdl.py", "scaffold.py", "quiet.py", "data.py", "errors.py", "student.py"]
 # The packages a student's Jupyter needs to run the notebooks; their pins come from the
 # course's requirements.txt, so the two never disagree.
 STUDENT_PACKAGES = [

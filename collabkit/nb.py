@@ -101,14 +101,27 @@ def movies():
     return _tables()[1].copy()
 
 
-def kit_dls(bs: int = 64, seed: int = SEED):
-    """The assignment's DataLoaders: ratings with titles, the seed-42 20% validation split."""
+def kit_dls(bs: int = 64, seed: int = SEED, fast: bool | None = None):
+    """The assignment's DataLoaders: ratings with titles, the seed-42 20% validation split.
+
+    The lecture's `CollabDataLoaders.from_df` call; with `fast` (the default) its loaders are
+    `fastdl.FastTabDL`, which yield the same batches as fastai's own (same rows, order and random
+    numbers) from tensors made once per pass instead of indexing the DataFrame for every batch.
+    `fast=False`, or COLLABKIT_STOCK_DLS=1 in the environment, gives fastai's stock loaders (the
+    tests and the benchmark compare the two; a fallback should fastai change under the kit)."""
     from fastai.collab import CollabDataLoaders
     from fastai.torch_core import set_seed
 
+    if fast is None:
+        fast = os.environ.get("COLLABKIT_STOCK_DLS") != "1"
     frame = ratings().merge(movies()[["movie", "title"]])
     set_seed(seed, reproducible=True)
-    return CollabDataLoaders.from_df(frame, item_name="title", valid_pct=VALID_PCT, seed=seed, bs=bs)
+    kw = {}
+    if fast:
+        from .fastdl import FastTabDL
+
+        kw["dl_type"] = FastTabDL
+    return CollabDataLoaders.from_df(frame, item_name="title", valid_pct=VALID_PCT, seed=seed, bs=bs, **kw)
 
 
 def fit(learn, epochs: int, lr: float, wd: float | None = None):
@@ -118,13 +131,13 @@ def fit(learn, epochs: int, lr: float, wd: float | None = None):
     return learn
 
 
-def train_dot(recipe: str = "fast", seed: int = SEED):
-    """A dot-product model trained on the kit's split with one of RECIPES."""
+def train_dot(recipe: str = "fast", seed: int = SEED, fast: bool | None = None):
+    """A dot-product model trained on the kit's split with one of RECIPES (`fast`: see `kit_dls`)."""
     from fastai.collab import collab_learner
     from fastai.torch_core import set_seed
 
     r = RECIPES[recipe]
-    dls = kit_dls(bs=r["bs"], seed=seed)
+    dls = kit_dls(bs=r["bs"], seed=seed, fast=fast)
     set_seed(seed, reproducible=True)
     learn = collab_learner(dls, n_factors=r["n_factors"], y_range=Y_RANGE)
     fit(learn, r["epochs"], r["lr"], r["wd"])
