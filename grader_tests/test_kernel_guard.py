@@ -105,6 +105,27 @@ def test_a_test_reads_the_kits_own_values_whatever_the_student_did_to_ck(tmp_pat
         kernel.close()
 
 
+KIT_STATE_TEST = "assert ck.kit_trained(learn), 'the kit remembers the models train_dot made'"
+
+
+def test_what_the_kit_remembers_between_cells_reaches_the_graded_test(tmp_path):
+    """The guard puts ck's globals back as they were at kernel start; the set of models train_dot made
+    (what `ck.kit_trained` reads: the kit's own model handed in as the student's scores nothing) is
+    made at import, so a model added after the start is still in it inside a graded test."""
+    kernel = Kernel(tmp_path, [KIT_STATE_TEST])
+    try:
+        assert kernel.passes(  # what train_dot does after training, without the training
+            "import types, torch\nimport collabkit.nb as ck\n"
+            "learn = types.SimpleNamespace(model=torch.nn.Linear(1, 1))\nck._KIT_MODELS.add(learn.model)"
+        )
+        assert kernel.passes(KIT_STATE_TEST + "\n# a copy")
+        assert kernel.passes(KIT_STATE_TEST)
+        assert kernel.passes("learn = types.SimpleNamespace(model=torch.nn.Linear(1, 1))")  # the student's own
+        assert not kernel.passes(KIT_STATE_TEST)
+    finally:
+        kernel.close()
+
+
 def test_an_honest_notebook_runs_as_before_around_a_graded_cell(kernel):
     """A correct answer passes the graded test; what the student set up (an event callback, like
     matplotlib's inline backend, and a variable) is there again afterwards, and counts go on."""
