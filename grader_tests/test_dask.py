@@ -26,7 +26,7 @@ import psutil
 import pytest
 from bad_submissions import BAD
 from conftest import IS_ROOT
-from test_shared_grader import GRADE, _lines, cells, expected, slow, start, toy
+from test_shared_grader import GRADE, _alive, _lines, cells, expected, slow, start, toy
 
 from collabkit.course import tool_env
 
@@ -121,6 +121,23 @@ def _cmd(p: psutil.Process) -> list[str]:
         return []
 
 
+def watched(course: Path, *args: str) -> tuple[subprocess.Popen, list[str], threading.Thread]:
+    """`collabkit grade` started on `course`, with a thread collecting its stderr lines."""
+    run, err = start(course, *args), []
+    reader = threading.Thread(target=_lines, args=(run.stderr, err), daemon=True)
+    reader.start()
+    return run, err, reader
+
+
+def until(condition, run: subprocess.Popen, err: list[str], timeout: float = 120, why=lambda: ""):
+    """Wait for `condition()` (its value) while `run` is still running, within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert run.poll() is None and time.monotonic() < deadline, "".join(err) + why()
+        time.sleep(0.1)
+    return value
+
+
 def graded_lines(err: str) -> list[str]:
     return [line.split()[1].rstrip(":") for line in err.splitlines() if line.startswith("[")]
 
@@ -161,13 +178,13 @@ def test_a_dask_worker_killed_mid_grade_has_its_student_retried_on_the_other(tmp
     students = {"correct": "correct", "stub": "stub", "fails_hidden": "fails_hidden"}
     # slow students (8 s, within a 30 s cell timeout) keep the workers busy long enough to kill one
     course = toy(tmp_path / "course", {s: slow(BAD[n][0], 8) for s, n in students.items()})
-    run = start(course, "--scheduler", cluster.address, "--timeout", "30")
-    err: list[str] = []
-    threading.Thread(target=_lines, args=(run.stderr, err), daemon=True).start()
-    deadline = time.monotonic() + 120
-    while not (victim := next((w for w in cluster.workers if grading_workers(w)), None)):
-        assert run.poll() is None and time.monotonic() < deadline, "".join(err) + cluster.log("worker")
-        time.sleep(0.1)
+    run, err, _ = watched(course, "--scheduler", cluster.address, "--timeout", "30")
+    victim = until(
+        lambda: next((w for w in cluster.workers if grading_workers(w)), None),
+        run,
+        err,
+        why=lambda: cluster.log("worker"),
+    )
     orphans = grading_workers(victim)
     victim.send_signal(signal.SIGKILL)
     assert run.wait(timeout=300) == 0, "".join(err) + cluster.log("worker")
@@ -175,9 +192,7 @@ def test_a_dask_worker_killed_mid_grade_has_its_student_retried_on_the_other(tmp
     assert sorted(graded_lines(text)) == sorted(students), text  # each student written once
     assert cells(course) == expected(students), text
     psutil.wait_procs(orphans, timeout=10)
-    assert not [p for p in orphans if p.is_running() and p.status() != psutil.STATUS_ZOMBIE], (
-        "a killed Dask worker's grading processes die with it"
-    )
+    assert not [p for p in orphans if _alive(p)], "a killed Dask worker's grading processes die with it"
 
 
 @pytest.mark.slow
@@ -185,14 +200,8 @@ def test_losing_the_scheduler_stops_the_run_and_resume_finishes(tmp_path, cluste
     cluster.add_workers(1)
     students = {"s1_correct": "correct", "s2_stub": "stub", "s3_fails_hidden": "fails_hidden"}
     course = toy(tmp_path / "course", {s: slow(BAD[n][0], 4) for s, n in students.items()})
-    run = start(course, "--scheduler", cluster.address, "--timeout", "30")
-    err: list[str] = []
-    reader = threading.Thread(target=_lines, args=(run.stderr, err), daemon=True)
-    reader.start()
-    deadline = time.monotonic() + 120
-    while not any(line.startswith("[1/3]") for line in err):
-        assert run.poll() is None and time.monotonic() < deadline, "".join(err)
-        time.sleep(0.1)
+    run, err, reader = watched(course, "--scheduler", cluster.address, "--timeout", "30")
+    until(lambda: any(line.startswith("[1/3]") for line in err), run, err)
     os.killpg(cluster.scheduler.pid, signal.SIGKILL)
     rc = run.wait(timeout=120)
     reader.join(timeout=10)
@@ -204,7 +213,7 @@ def test_losing_the_scheduler_stops_the_run_and_resume_finishes(tmp_path, cluste
     for s in done:  # written, and still there
         assert (course / "autograded" / s / "collab_filtering" / "grading.json").exists()
     resumed = subprocess.run(
-        [*GRADE, "--root", str(course), "--resume"], capture_output=True, text=True, env=tool_env()
+        [*GRADE, "--root", str(course), "--resume", "--timeout", "30"], capture_output=True, text=True, env=tool_env()
     )
     assert resumed.returncode == 0, resumed.stderr
     assert set(graded_lines(resumed.stderr)) == set(students) - done, resumed.stderr

@@ -504,7 +504,7 @@ def _grade(
                 except TimeoutError:
                     continue
                 except CancelledError:  # distributed cancels every future when it loses the scheduler
-                    raise LostScheduler(f"lost the Dask scheduler ({scheduler or 'the local cluster'})") from None
+                    raise LostScheduler(scheduler) from None
                 for fut in done:
                     record = pending.pop(fut)
                     try:
@@ -513,9 +513,7 @@ def _grade(
                         result = f"its Dask worker died each time it was graded ({err})"
                     except Exception as err:  # noqa: BLE001  the task failed: the kit's fault, not the student's
                         if client.status != "running" or fut.cancelled():
-                            raise LostScheduler(
-                                f"lost the Dask scheduler ({scheduler or 'local cluster'}): {err}"
-                            ) from None
+                            raise LostScheduler(scheduler) from None
                         result = f"the grading task failed: {type(err).__name__}: {err}"
                     if isinstance(result, str):
                         log.error("collabkit grade: %s: %s", record.student_id, result)
@@ -538,6 +536,9 @@ def _grade(
 
 class LostScheduler(Exception):
     """The Dask scheduler went away mid-run (the students already written stay written)."""
+
+    def __init__(self, scheduler: str | None):
+        super().__init__(f"lost the Dask scheduler ({scheduler or 'the local cluster'})")
 
 
 class Signalled:
