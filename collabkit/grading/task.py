@@ -84,7 +84,13 @@ class Host:
         self.stop = Stop()
 
     def close(self) -> None:
+        """Kill the running worker processes and what is left under the slot uids, then release them;
+        only after each task's own cleanup (its `kill_uid`) has run, or a later run holding a released
+        uid would lose its kernels to it."""
         self.stop(signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while self.stop.workers and time.monotonic() < deadline:  # run_worker drops each as it finishes
+            time.sleep(0.05)
         for uid in self.lease.uids:
             kill_uid(uid)
         self.lease.release()
