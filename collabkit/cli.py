@@ -67,7 +67,8 @@ def cmd_grade(args) -> int:
                 timeout=args.timeout, notebook_timeout=args.notebook_timeout, memory_mb=args.memory_mb
             ).items()
             if v is not None
-        }
+        },
+        warm_kernels=not args.cold_kernels,
     )
     from .regrade import report, snapshot
 
@@ -205,6 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, help="seconds per cell (default: Execute.timeout in nbgrader_config.py)")
     p.add_argument("--notebook-timeout", type=float, help="wall-clock seconds per notebook (default 900)")
     p.add_argument("--memory-mb", type=int, help="address-space limit per kernel in MB (default 6144)")
+    p.add_argument(
+        "--cold-kernels",
+        action="store_true",
+        help="start every kernel as a new process that imports torch and fastai itself, instead of forking it "
+        "from a fork server per worker thread that imported them once (the default: warm kernels)",
+    )
     p = command(
         "feedback",
         cmd_feedback,

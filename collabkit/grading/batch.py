@@ -475,7 +475,7 @@ def _grade(
     t0, lost = time.monotonic(), None
     try:
         with dask_client(workers, scheduler) as client:
-            client.register_plugin(GradingSlots(), name=GradingSlots.name)
+            client.register_plugin(GradingSlots(limits.warm_kernels), name=GradingSlots.name)
             slots = sum(client.nthreads().values())
             log.info(
                 "collabkit grade: %d students on %d Dask worker threads (%s); dashboard %s",

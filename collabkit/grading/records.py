@@ -130,6 +130,7 @@ class Limits(_Record):
     nproc: int = 256  # processes and threads of one grading slot's uid
     fsize_mb: int = 256  # largest file a kernel may write
     output_mb: float = 2  # output kept per cell; the rest is dropped with a note
+    warm_kernels: bool = True  # kernels forked by the slot's fork server (forkserver.py), not executed
     kernel_guard: bool = True  # tests run on the machinery captured at kernel start (kernel_guard.py); False
     # only for the kit's own tests, to show what a planted trick does without it
 
@@ -181,6 +182,8 @@ class Job(_Record):
     notebooks: list[str]
     limits: Limits
     fastai_home: str  # the grader's FASTAI_HOME (hidden from kernels; they get a copy)
+    forkserver: str | None = None  # the slot's fork server's socket (forkserver.py); None: cold kernels
+    cold_because: str | None = None  # why there is no fork server when warm kernels were asked for
 
     @property
     def run(self) -> Path:
@@ -209,6 +212,7 @@ class NotebookRun(_Record):
     sandbox: dict | None = None  # sandbox.py's report
     log: str | None = None  # the worker's log tail, when it died
     finished: bool = True  # False: the worker never reported this notebook
+    kernel: str = "cold"  # "warm": forked by the fork server; "cold" (and why, if it was meant to be warm): executed
 
     @classmethod
     def from_json(cls, data: dict) -> "NotebookRun":

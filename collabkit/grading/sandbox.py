@@ -145,11 +145,11 @@ def _can_run(exe: str, uid: int) -> bool:
         return False
 
 
-def main(argv: list[str]) -> None:
-    config_path, sep, *kernel = argv
-    assert sep == "--" and kernel, "usage: python -m collabkit.grading.sandbox CONFIG -- KERNEL ARGV"
-    cfg = SandboxConfig.read(config_path)
-    report = {"namespace": False, "net_namespace": False, "uid": None, "limits": {}, "warnings": []}
+def apply(cfg: SandboxConfig, kernel: list[str], warm: bool = False) -> dict:
+    """Apply the sandbox to this process (namespaces, limits, uid, death with the parent, working folder)
+    and write the report; the environment the kernel gets. `kernel` is its argv (its connection file
+    follows `-f`); `warm`: it is forked from the fork server (forkserver.py) rather than executed."""
+    report = {"namespace": False, "net_namespace": False, "uid": None, "limits": {}, "warnings": [], "warm": warm}
     out = open(cfg.report, "w") if cfg.report else None  # opened before the namespace hides it
     root = os.geteuid() == 0
     if cfg.namespace and root:
@@ -211,7 +211,13 @@ def main(argv: list[str]) -> None:
     if os.getppid() == 1:  # the worker died before we got here
         os._exit(1)
     os.chdir(cfg.cwd)
-    env = dict(cfg.env, **{k: v for k, v in os.environ.items() if k.startswith("JPY_")})  # from jupyter_client
+    return dict(cfg.env, **{k: v for k, v in os.environ.items() if k.startswith("JPY_")})  # from jupyter_client
+
+
+def main(argv: list[str]) -> None:
+    config_path, sep, *kernel = argv
+    assert sep == "--" and kernel, "usage: python -m collabkit.grading.sandbox CONFIG -- KERNEL ARGV"
+    env = apply(SandboxConfig.read(config_path), kernel)
     os.execve(kernel[0], kernel, env)
 
 

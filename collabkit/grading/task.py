@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import select
 import shutil
 import signal
 import socket
@@ -70,7 +71,7 @@ class Stop:
 class Host:
     """What one Dask worker process holds for its tasks: the data, its slot uids, its scratch top, its stop switch."""
 
-    def __init__(self, nthreads: int):
+    def __init__(self, nthreads: int, warm: bool = False):
         from ..data import ensure_movielens
         from .slots import SlotLease
 
@@ -82,6 +83,13 @@ class Host:
         self.top = Path(tempfile.mkdtemp(prefix="collabkit-grade-"))
         os.chmod(self.top, 0o711)  # slot uids pass through to their own folders, and list nothing
         self.stop = Stop()
+        self.forkservers = ForkServers(self.top, self.lease.uids) if warm else None
+
+    def forkserver(self, uid: int) -> tuple[str | None, str | None]:
+        """The socket of the fork server of slot `uid`, or None and why there is none."""
+        if self.forkservers is None:
+            return None, "this Dask worker was set up for cold kernels"
+        return self.forkservers.socket(uid)
 
     def close(self) -> None:
         """Kill the running worker processes and what is left under the slot uids, then release them;
@@ -91,6 +99,8 @@ class Host:
         deadline = time.monotonic() + 30
         while self.stop.workers and time.monotonic() < deadline:  # run_worker drops each as it finishes
             time.sleep(0.05)
+        if self.forkservers:
+            self.forkservers.close()
         for uid in self.lease.uids:
             kill_uid(uid)
         self.lease.release()
@@ -102,15 +112,75 @@ RUN_FOLDER = "/collabkit-run-folder"  # in the tasks' test cells: the kernels' f
 HOST: Host | None = None  # set by GradingSlots.setup in a Dask worker (or by batch.py for a task run in place)
 
 
+class ForkServers:
+    """One fork server (forkserver.py) per slot uid, started together and waited for: warm kernels.
+    A server that fails to start, or dies, leaves its slot with cold kernels (executed), and says why."""
+
+    def __init__(self, top: Path, uids: list[int]):
+        home = top / "forkserver-home"  # the servers' own (kernels never see it: top is hidden from them)
+        home.mkdir(mode=0o700)
+        from .forkserver import SERVER_ENV
+
+        env = dict(SERVER_ENV, HOME=str(home), MPLCONFIGDIR=str(home / ".matplotlib"), PATH=os.environ["PATH"])
+        self.sockets = {uid: str(top / f"forkserver-{uid}.sock") for uid in uids}
+        self.procs: dict[int, subprocess.Popen] = {}
+        self.errors: dict[int, str] = {}
+        for uid, path in self.sockets.items():
+            if len(path) > 100:
+                self.errors[uid] = f"its socket path is too long for a unix socket: {path}"
+                continue
+            with open(top / f"forkserver-{uid}.log", "wb") as log:
+                self.procs[uid] = subprocess.Popen(
+                    [sys.executable, "-P", "-m", "collabkit.grading.forkserver", path],
+                    stdout=subprocess.PIPE,
+                    stderr=log,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                    env=env,
+                    cwd=home,
+                )
+        deadline = time.monotonic() + 300
+        for uid, proc in self.procs.items():
+            ready = select.select([proc.stdout], [], [], max(0, deadline - time.monotonic()))[0]
+            line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
+            if not line.startswith("ready"):  # "ready SECONDS", or its refusal, or nothing in 5 minutes
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                log = (top / f"forkserver-{uid}.log").read_text(errors="replace")[-500:]
+                self.errors[uid] = f"it did not start ({line or 'exit ' + str(proc.returncode)}): {log}"
+
+    def socket(self, uid: int) -> tuple[str | None, str | None]:
+        """The socket of slot `uid`'s server, or None and why there is none."""
+        proc = self.procs.get(uid)
+        if proc is not None and uid not in self.errors and proc.poll() is not None:
+            self.errors[uid] = f"it exited with {proc.returncode}"
+        if uid in self.errors:
+            return None, f"the fork server of slot {uid} is not serving: {self.errors[uid]}"
+        return self.sockets[uid], None
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)  # its kernels die with it (PR_SET_PDEATHSIG)
+            except OSError:
+                pass
+            proc.wait()
+            proc.stdout.close()
+
+
 class GradingSlots(WorkerPlugin):
-    """The Dask worker plugin `collabkit grade` registers: MovieLens and slot uids at start, cleanup at the end."""
+    """The Dask worker plugin `collabkit grade` registers: MovieLens, slot uids and (for warm kernels)
+    a fork server per slot at start, cleanup at the end."""
 
     name = "collabkit-grading-slots"
+
+    def __init__(self, warm: bool = False):
+        self.warm = warm
 
     def setup(self, worker) -> None:
         global HOST
         if HOST is None:
-            HOST = Host(getattr(worker.state, "nthreads", None) or worker.nthreads)
+            HOST = Host(getattr(worker.state, "nthreads", None) or worker.nthreads, self.warm)
 
     def teardown(self, worker) -> None:
         global HOST
@@ -137,6 +207,8 @@ def grade_student(task: dict) -> dict:
             limits=task.limits,
             fastai_home=str(host.data.parent.parent),
         )
+        if task.limits.warm_kernels:
+            job.forkserver, job.cold_because = host.forkserver(uid)
         start = time.monotonic()
         runs = run_worker(job, host.stop, task.student) if task.notebooks else {}
         if runs is None:  # this Dask worker is shutting down: fail, so that Dask retries it elsewhere

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -102,9 +104,25 @@ def _client_class():
     class SandboxKernelManager(AsyncKernelManager):
         sandbox_config = ""
         graded: list[str] | None = None  # digests of the graded test cells (kernel_guard.py); None: no guard
+        forkserver: str | None = None  # the slot's fork server (forkserver.py); None: execute the command
+        warm_error: str | None = None  # why the fork server could not give this notebook its kernel
 
         def format_kernel_cmd(self, extra_arguments=None):
             return kernel_cmd(self.sandbox_config, self.connection_file, self.graded)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            """The same command, forked by the fork server instead of executed, when there is one."""
+            if self.forkserver:
+                try:
+                    process = ForkedKernel(self.forkserver, kernel_cmd, kw.get("env") or {})
+                except OSError as err:  # the server is gone: this notebook's kernel is executed
+                    self.warm_error = f"{type(err).__name__}: {err}"
+                else:
+                    prov = self.provisioner
+                    prov.process, prov.pid, prov.pgid, prov.cwd = process, process.pid, process.pid, kw.get("cwd")
+                    self._reconcile_connection_info(prov.connection_info)
+                    return
+            await super()._async_launch_kernel(kernel_cmd, **kw)
 
     class GradingClient(NotebookClient):
         """nbclient, recording what happened to each cell and capping output."""
@@ -156,6 +174,83 @@ def _client_class():
             return None
 
     return SandboxKernelManager, GradingClient
+
+
+class ForkedKernel:
+    """A kernel the fork server forked, handled as jupyter_client handles the Popen of one it executed
+    (pid, poll, wait, send_signal, kill, terminate). Holding the connection is holding the kernel:
+    the server kills it when this process closes the connection or dies."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, server: str, cmd: list[str], env: dict):
+        self.returncode: int | None = None
+        self.conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self.conn.settimeout(30)
+            self.conn.connect(server)
+            request = {
+                "config": cmd[cmd.index("collabkit.grading.sandbox") + 1],
+                "kernel": cmd[cmd.index("--") + 1 :],
+                "jpy": {k: v for k, v in env.items() if k.startswith("JPY_")},
+            }
+            socket.send_fds(self.conn, [json.dumps(request).encode() + b"\n"], [sys.stdout.fileno()])
+            data, fds, _, _ = socket.recv_fds(self.conn, 4096, 1)
+            self.buffer = data
+            reply = json.loads(data.split(b"\n")[0] or b"{}")
+            if "pid" not in reply or not fds:
+                raise OSError(f"the fork server gave no kernel: {reply.get('error', 'no reply')}")
+        except (OSError, ValueError) as err:
+            self.conn.close()
+            raise OSError(str(err)) from err
+        self.pid, self.pidfd = reply["pid"], fds[0]
+
+    def poll(self) -> int | None:
+        if self.returncode is None and select.select([self.pidfd], [], [], 0)[0]:
+            self.returncode = self._exit_code()
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.returncode is None:
+            if not select.select([self.pidfd], [], [], timeout)[0]:
+                raise subprocess.TimeoutExpired(f"kernel {self.pid}", timeout)
+            self.returncode = self._exit_code()
+        return self.returncode
+
+    def _exit_code(self) -> int:
+        """It has exited: the status the server reports once it has reaped it (-9 if none comes)."""
+        try:
+            self.conn.settimeout(5)
+            while b'"exit"' not in self.buffer:
+                data = self.conn.recv(4096)
+                if not data:
+                    break
+                self.buffer += data
+            lines = [json.loads(x) for x in self.buffer.split(b"\n") if x.strip()]
+            return next((m["exit"] for m in lines if "exit" in m), -9)
+        except (OSError, ValueError):
+            return -9
+        finally:
+            self.close()
+
+    def send_signal(self, signum: int) -> None:
+        if self.returncode is None:
+            try:
+                signal.pidfd_send_signal(self.pidfd, signum)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def close(self) -> None:
+        self.conn.close()
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
 
 
 def kernel_cmd(sandbox_config: str, connection_file: str, graded: list[str] | None) -> list[str]:
@@ -282,6 +377,7 @@ def execute_notebook(job: Job, name: str, src: Path, dest: Path) -> NotebookRun:
         km.transport, km.ip = "ipc", str(ipc)
     km.sandbox_config = str(cfg_path)
     km.graded = graded_digests(nb) if limits.kernel_guard else None
+    km.forkserver = job.forkserver if limits.warm_kernels else None
     km.connection_file = str(job.run / "runtime" / f"kernel-{name}.json")
     client = Client(
         nb,
@@ -338,8 +434,13 @@ def execute_notebook(job: Job, name: str, src: Path, dest: Path) -> NotebookRun:
     run.seconds = round(time.monotonic() - start, 2)
     run.replies, run.timed_out, run.truncated = client.replies, sorted(client.timed_out), sorted(client.truncated)
     run.current = client.current
+    run.kernel = "warm" if km.forkserver and not km.warm_error else "cold"
+    if km.warm_error or (limits.warm_kernels and job.cold_because):
+        run.kernel = f"cold: {job.cold_because or f'the fork server gave no kernel ({km.warm_error})'}"
     report = scratch / f"sandbox-{name}.json"
     run.sandbox = json.loads(report.read_text()) if report.exists() and report.stat().st_size else None
+    if run.sandbox is not None:
+        run.sandbox["kernel"] = run.kernel
     nbformat.write(nb, dest)
     return run
 
