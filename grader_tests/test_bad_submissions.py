@@ -29,6 +29,8 @@ STATUSES = [s.value for s in Status]
 def test_each_submission_gets_its_status_and_the_score_its_honest_parts_earn(batch, name):
     _, status, cells = BAD[name]
     record = batch[name]
+    for nb in record["notebooks"].values():  # every kernel that started was warm: forked, not executed
+        assert nb["sandbox"] is None or nb["sandbox"]["kernel"] == "warm", nb["sandbox"]
     got = {c["grade_id"]: (c["score"], c["status"]) for c in record["cells"] if c["grade_id"] in cells}
     assert (record["status"], got) == (status, cells), json.dumps(record["notebooks"], indent=1, default=str)
 
@@ -102,13 +104,17 @@ def test_student_code_cannot_reach_the_course_or_change_grades(course, batch):
         "replace_data",
         "write_package",
         "kill_grader",
+        "reach_parent_socket",
+        "read_parent_environ",
+        "read_parent_memory",
         "many_processes",
         "huge_file",
     }, probe
     listed = probe["list_course"][1]
     assert "gradebook.db" not in listed and "source" not in listed and "submitted" not in listed
-    assert batch["probe_course"]["notebooks"]["toy"]["sandbox"]["namespace"] is True
-    assert batch["probe_course"]["notebooks"]["toy"]["sandbox"]["uid"] >= FIRST_UID
+    sandbox = batch["probe_course"]["notebooks"]["toy"]["sandbox"]
+    assert sandbox["namespace"] is True and sandbox["uid"] >= FIRST_UID
+    assert (sandbox["warm"], sandbox["kernel"]) == (True, "warm")  # forked from the slot's fork server
 
 
 def test_student_code_finds_no_reference_values_and_the_tests_still_get_them(course, batch):

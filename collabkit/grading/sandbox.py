@@ -131,6 +131,15 @@ def isolate_network() -> None:
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP | IFF_RUNNING))
 
 
+WARM_HEADROOM = 512 * 2**20  # the least address space a warm kernel gets beyond what it was forked with
+
+
+def _address_space() -> int:
+    """This process's mapped address space in bytes (what RLIMIT_AS counts)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def _can_run(exe: str, uid: int) -> bool:
     import subprocess
 
@@ -188,6 +197,14 @@ def apply(cfg: SandboxConfig, kernel: list[str], warm: bool = False) -> dict:
         if "-f" in kernel:
             os.chown(kernel[kernel.index("-f") + 1], uid, gid)
     for name, value in cfg.limits.items():
+        if name == "as" and warm and value < _address_space() + WARM_HEADROOM:
+            floor = _address_space() + WARM_HEADROOM
+            report["notes"] = [
+                f"address space raised from {value >> 20} MB to {floor >> 20} MB: this warm kernel was forked "
+                f"with the kit's stack already mapped ({_address_space() >> 20} MB), and gets at least "
+                f"{WARM_HEADROOM >> 20} MB beyond it"
+            ]
+            value = floor
         try:
             soft, hard = resource.getrlimit(LIMITS[name])
             value = value if hard == resource.RLIM_INFINITY else min(value, hard)
