@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 CLONE_NEWNS, CLONE_NEWNET = 0x00020000, 0x40000000
 SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP, IFF_RUNNING = 0x8913, 0x8914, 0x1, 0x40
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 32, 4096, 16384, 1 << 18
-PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS = 1, 38
+PR_SET_PDEATHSIG, PR_SET_DUMPABLE, PR_SET_NO_NEW_PRIVS = 1, 4, 38
 LIMITS = {
     "as": resource.RLIMIT_AS,
     "nproc": resource.RLIMIT_NPROC,
@@ -224,6 +224,8 @@ def apply(cfg: SandboxConfig, kernel: list[str], warm: bool = False) -> dict:
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
+        if warm:  # an executed kernel is dumpable again after its execve; a forked one must be told, or its
+            _libc.prctl(PR_SET_DUMPABLE, 1, 0, 0, 0)  # own /proc/self (fd, environ) would belong to root
     _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if os.getppid() == 1:  # the worker died before we got here
         os._exit(1)
