@@ -56,19 +56,27 @@ def _cpu_model() -> str:
 
 
 class PeakRSS:
-    """Samples, every 0.2 s, the processes below this one: the largest single process (a worker's
-    kernel) and the largest total, each at its peak."""
+    """Samples, every 0.2 s, the processes below this one: the largest single process's RSS (a kernel),
+    the largest total RSS, and, counting shared pages once (PSS: a fork server's pages are shared by
+    its kernels), the largest total and the largest grading worker (a process two levels below this
+    one, such as a Dask worker, with everything below it: its fork server, worker process, kernel)."""
 
     def __init__(self):
         import psutil
 
         self.me = psutil.Process()
-        self.peak = self.peak_total = 0
+        self.peak = self.peak_total = self.peak_pss_total = self.peak_worker_pss = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self):
         import psutil
+
+        def pss(p) -> int:
+            try:
+                return p.memory_full_info().pss
+            except (psutil.Error, AttributeError):
+                return 0
 
         while not self._stop.wait(0.2):
             try:
@@ -81,6 +89,10 @@ class PeakRSS:
                     total += rss
                     self.peak = max(self.peak, rss)
                 self.peak_total = max(self.peak_total, total)
+                workers = [w for c in self.me.children() for w in c.children()]
+                sums = [pss(w) + sum(pss(p) for p in w.children(recursive=True)) for w in workers]
+                self.peak_worker_pss = max([self.peak_worker_pss, *sums])
+                self.peak_pss_total = max(self.peak_pss_total, sum(pss(p) for p in self.me.children(recursive=True)))
             except psutil.Error:
                 pass
 
@@ -195,8 +207,8 @@ def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) 
         cmd = [sys.executable, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=WARN"]
         if len(students) == 1:  # nbgrader takes one --student; without it, it grades everyone submitted
             cmd.append(f"--student={students[0]}")
-    else:
-        workers = mode.split("=")[1]
+    else:  # "collabkit --workers=N" (warm kernels) or "collabkit --workers=N --cold-kernels"
+        workers = mode.split("=")[1].split()[0]
         cmd = [
             sys.executable,
             "-m",
@@ -207,6 +219,7 @@ def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) 
             str(course),
             "--workers",
             workers,
+            *(["--cold-kernels"] if mode.endswith("--cold-kernels") else []),
             *[f"--student={s}" for s in students],
         ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -224,6 +237,8 @@ def _grade_batch(mode: str, course: Path, reference: Path, students: list[str]) 
         "cpu_s_per_student": cpu / len(students),
         "peak_rss_mb": rss.peak / 2**20,
         "peak_total_mb": rss.peak_total / 2**20,
+        "peak_pss_total_mb": rss.peak_pss_total / 2**20,
+        "peak_worker_pss_mb": rss.peak_worker_pss / 2**20,
     }
 
 
@@ -239,14 +254,23 @@ def time_grading(home: Course, names: list[str], n: int, reps: int, workers: lis
         students = [f"s{i:02d}" for i in range(1, n + 1)]
         for s in students:
             place(course, s, solved)
-        one = [_grade_batch("collabkit --workers=1", course, home.reference, students[:1]) for _ in range(reps)]
-        results["one_submission"] = {
-            "wall_s": statistics.median(r["wall_s"] for r in one),
-            "peak_rss_mb": max(r["peak_rss_mb"] for r in one),
-            "runs": reps,
-        }
-        print(f"  one submission: {results['one_submission']['wall_s']:.1f} s", flush=True)
-        for mode in ["nbgrader", *[f"collabkit --workers={w}" for w in workers]]:  # the kit: a local Dask cluster
+        for kernels, flag in (("warm", ""), ("cold", " --cold-kernels")):  # one student, start to grades written
+            one = [
+                _grade_batch(f"collabkit --workers=1{flag}", course, home.reference, students[:1]) for _ in range(reps)
+            ]
+            results[f"one_submission_{kernels}"] = {
+                "wall_s": statistics.median(r["wall_s"] for r in one),
+                "cpu_s": statistics.median(r["cpu_s"] for r in one),
+                "peak_rss_mb": max(r["peak_rss_mb"] for r in one),
+                "peak_worker_pss_mb": max(r["peak_worker_pss_mb"] for r in one),
+                "runs": reps,
+            }
+            print(
+                f"  one submission, {kernels} kernels: {results[f'one_submission_{kernels}']['wall_s']:.1f} s",
+                flush=True,
+            )
+        modes = [f"collabkit --workers={w}{flag}" for flag in (" --cold-kernels", "") for w in workers]
+        for mode in ["nbgrader", *modes]:  # the kit: a local Dask cluster
             runs = [_grade_batch(mode, course, home.reference, students)]  # once: the batch already spans n submissions
             wall = runs[0]["wall_s"]
             results[mode] = {
@@ -254,8 +278,7 @@ def time_grading(home: Course, names: list[str], n: int, reps: int, workers: lis
                 "per_minute": 60 * n / wall,
                 "cpu_s_per_student": runs[0]["cpu_s_per_student"],
                 "runs": 1,
-                "peak_rss_mb": max(r["peak_rss_mb"] for r in runs),
-                "peak_total_mb": max(r["peak_total_mb"] for r in runs),
+                **{k: runs[0][k] for k in ("peak_rss_mb", "peak_total_mb", "peak_pss_total_mb", "peak_worker_pss_mb")},
             }
             print(f"  {mode}: {n} submissions in {wall:.1f} s", flush=True)
         base = results["nbgrader"]["wall_s"]
@@ -414,20 +437,24 @@ def table(r: dict) -> str:
     lines += [
         "",
         f"| grading {g['n']} copies of the solution | wall | submissions/min | vs nbgrader | CPU s per student "
-        "| peak RSS, one process | peak RSS, all |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| peak RSS, one process | peak PSS, one worker | peak PSS, all |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for mode in [k for k in g if k not in ("n", "one_submission")]:
+    for mode in [k for k in g if k != "n" and not k.startswith("one_submission")]:
         v = g[mode]
         ratio = f"{v['speedup_vs_nbgrader']:.2f}x" if "speedup_vs_nbgrader" in v else "1.00x (baseline)"
         cpu = f"{v['cpu_s_per_student']:.0f} s" if "cpu_s_per_student" in v else "n/a"
         lines.append(
             f"| {mode} | {v['wall_s']:.1f} s | {v['per_minute']:.2f} | {ratio} | {cpu} | {v['peak_rss_mb']:.0f} MB "
-            f"| {v['peak_total_mb']:.0f} MB |"
+            f"| {v.get('peak_worker_pss_mb', 0):.0f} MB | {v.get('peak_pss_total_mb', 0):.0f} MB |"
         )
-    lines.append(
-        f"| one submission, kernel start to grades written | {g['one_submission']['wall_s']:.1f} s | | | | | |"
-    )
+    for kernels in ("warm", "cold"):
+        v = g.get(f"one_submission_{kernels}")
+        if v:
+            lines.append(
+                f"| one submission, {kernels} kernels, start to grades written | {v['wall_s']:.1f} s | | | "
+                f"{v['cpu_s']:.0f} s | {v['peak_rss_mb']:.0f} MB | {v['peak_worker_pss_mb']:.0f} MB | |"
+            )
     d = r.get("dask_overhead")
     if d:
         lines += [

@@ -30,11 +30,15 @@ def test_quick_bench_runs_and_writes_every_figure(tmp_path):
     assert result["quick"] and result["machine"]["cores"] >= 1 and len(result["machine"]["loadavg_at_start"]) == 3
     assert list(result["notebooks"]) == ["01_data.ipynb"] and result["notebooks"]["01_data.ipynb"]["wall_s"] > 0
     grading = result["grading"]
-    assert grading["n"] == 2 and grading["one_submission"]["wall_s"] > 0
-    for mode in ("nbgrader", "collabkit --workers=1", "collabkit --workers=2"):
+    assert grading["n"] == 2
+    assert grading["one_submission_warm"]["wall_s"] > 0 and grading["one_submission_cold"]["wall_s"] > 0
+    kit = [f"collabkit --workers={w}{flag}" for w in (1, 2) for flag in ("", " --cold-kernels")]
+    for mode in ("nbgrader", *kit):
         assert grading[mode]["wall_s"] > 0 and grading[mode]["per_minute"] > 0
         assert grading[mode]["cpu_s_per_student"] > 0, "CPU seconds include the kernels (reaped grandchildren)"
+        assert grading[mode]["peak_worker_pss_mb"] > 0, mode  # a kernel, two levels below the bench
     assert "speedup_vs_nbgrader" in grading["collabkit --workers=2"]
+    assert "| one submission, warm kernels, start to grades written |" in run.stdout
     assert "| solution notebook |" in run.stdout and "vs nbgrader" in run.stdout
     dask = result["dask_overhead"]  # the trivial notebook scored 1 both ways, or bench would have failed
     assert dask["without_dask_s"] > 0 and dask["through_dask_s"] > 0 and dask["cluster_start_s"] > 0

@@ -595,6 +595,10 @@ def _warn_sandbox(result: TaskResult, warned: set) -> None:
     if notes and result.where not in warned:
         warned.add(result.where)
         log.warning("collabkit grade: on %s, kernels run without the full sandbox: %s", result.where, "; ".join(notes))
+    cold = sorted({run.kernel for run in result.runs.values() if run.kernel.startswith("cold:")})
+    if cold and ("cold", result.where) not in warned:  # warm kernels were asked for (a fork server failed)
+        warned.add(("cold", result.where))
+        log.warning("collabkit grade: on %s, kernels are executed, not forked: %s", result.where, "; ".join(cold))
 
 
 def _stop_tasks(students: list[str]) -> int:  # runs on each Dask worker (client.run)

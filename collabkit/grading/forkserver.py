@@ -1,7 +1,7 @@
 """Runs as the fork server (one per grading slot, started by the Dask worker's `Host`): warm kernels.
 
-`python -P -m collabkit.grading.forkserver SOCKET` imports what every notebook's first cell imports
-(torch, fastai, pandas, matplotlib, IPython, ipykernel, the kit), once, and then serves one request
+`python -P -m collabkit.grading.forkserver SOCKET` imports the heavy part of what every notebook's
+first cell imports (torch, pandas, scikit-learn, matplotlib, IPython, ipykernel), once, and serves one request
 at a time on the unix socket SOCKET (mode 0600: only the grader's user connects). A request is one
 kernel: the worker process (worker.py) sends a JSON line naming the sandbox config, the kernel's
 argv and jupyter_client's JPY_ variables, with the file descriptor the kernel's output goes to. The
@@ -38,24 +38,24 @@ import socket
 import sys
 import time
 
-# What a notebook's first cells import: loaded here once, shared (copy-on-write) by every kernel.
+# What a notebook's first cells import, loaded here once and shared (copy-on-write) by every kernel:
+# the heavy libraries underneath fastai, which keep no state about where they run. fastai itself and
+# fastcore, fastprogress and fastdownload are left to each kernel (about 0.6 s): they ask at import
+# time whether they run in a notebook (for HTML progress bars and tables), and this server is not one.
 WARM_MODULES = (
     "numpy",
     "pandas",
     "torch",
+    "scipy.stats",
+    "sklearn.model_selection",
     "matplotlib.pyplot",
-    "fastai.collab",
-    "fastai.tabular.all",
+    "PIL.Image",
     "IPython",
     "ipykernel.kernelapp",
     "ipykernel.ipkernel",
     "ipykernel.zmqshell",
-    "collabkit.nb",
-    "collabkit.scaffold",
-    "collabkit.fastdl",
-    "collabkit.quiet",
-    "collabkit.grading.kernel_guard",
 )
+LEFT_TO_THE_KERNEL = ("fastai", "fastcore", "fastprogress", "fastdownload", "collabkit.nb")
 # The server's environment (the kernels' own replaces it after the fork): one thread, no allocator
 # thread, the inline plots ipykernel would choose (matplotlib reads MPLBACKEND when it is imported).
 SERVER_ENV = {
@@ -265,6 +265,13 @@ def main(argv: list[str]) -> int:
     libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER: kernels' orphans come back here
     start = time.monotonic()
     warm_up()
+    early = sorted(m for m in LEFT_TO_THE_KERNEL if m in sys.modules)
+    if early:
+        print(
+            f"collabkit fork server: {', '.join(early)} came in with the imports; kernels would inherit them",
+            flush=True,
+        )
+        return 3
     if threads() != 1:
         print(f"collabkit fork server: {threads()} threads after the imports; forking them is unsafe", flush=True)
         return 3
