@@ -9,9 +9,10 @@ parent (batch.py) scores it and writes everything; this side writes nothing but 
 `GradingSlots` is the worker plugin every Dask worker gets when `collabkit grade` connects:
 - at start-up it makes MovieLens ready on this host (what `collabkit data` does), and leases one
   slot uid per worker thread (slots.py), so two Dask workers on one host, or a Dask worker and
-  another grading run, never share a uid;
-- at shutdown it kills the worker processes still running (their kernels die with them) and
-  every process of its slot uids, and releases them.
+  another grading run, never share a uid; for warm kernels (the default) it starts one fork server
+  per slot (forkserver.py), whose socket each of that slot's tasks hands to its worker process;
+- at shutdown it kills the worker processes still running (their kernels die with them), the fork
+  servers, and every process of its slot uids, and releases them.
 
 A Dask worker running as root gives kernels the full sandbox; one that is not root gives what
 the sandbox can apply, and each notebook's `sandbox` report (in grading.json) says which.
