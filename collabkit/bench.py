@@ -396,6 +396,25 @@ def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = Fals
     return result
 
 
+def cell_split(notebooks: dict, at_least: float = 0.5) -> list[str]:
+    """Where each notebook's time goes: the kernel's start and the gaps between cells (wall less its cells), the setup cell
+    (imports), each cell of at least `at_least` s, and the other cells together."""
+    lines = [
+        "| solution notebook | wall | kernel start, between cells | setup cell | cells of 0.5 s or more | other cells |",
+        "| --- | ---: | ---: | ---: | --- | ---: |",
+    ]
+    for name, v in notebooks.items():
+        cells = v.get("cells", {})
+        big = {k: t for k, t in cells.items() if k != "setup" and t >= at_least}
+        rest = sum(t for k, t in cells.items() if k != "setup" and k not in big)
+        named = ", ".join(f"{k} {t:.1f} s" for k, t in sorted(big.items(), key=lambda x: -x[1])) or "none"
+        start = v["wall_s"] - sum(cells.values())
+        lines.append(
+            f"| {name} | {v['wall_s']:.1f} s | {start:.1f} s | {cells.get('setup', 0):.1f} s | {named} | {rest:.1f} s |"
+        )
+    return lines
+
+
 def table(r: dict) -> str:
     m = r["machine"]
     lines = [
@@ -416,6 +435,7 @@ def table(r: dict) -> str:
     for label, v in r["models"].items():
         mse = f"{v['valid_mse']:.4f}" if v["valid_mse"] is not None else "n/a"
         lines.append(f"| {label} | {v['fit_s']:.1f} s | {mse} |")
+    lines += ["", *cell_split(r["notebooks"])]
     if "data_path" in r:
         d = r["data_path"]
         lines += [

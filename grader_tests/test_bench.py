@@ -40,6 +40,7 @@ def test_quick_bench_runs_and_writes_every_figure(tmp_path):
     assert "speedup_vs_nbgrader" in grading["collabkit --workers=2"]
     assert "| one submission, warm kernels, start to grades written |" in run.stdout
     assert "| solution notebook |" in run.stdout and "vs nbgrader" in run.stdout
+    assert "| 01_data.ipynb |" in run.stdout.split("cells of 0.5 s or more")[1]  # the cell-level split
     dask = result["dask_overhead"]  # the trivial notebook scored 1 both ways, or bench would have failed
     assert dask["without_dask_s"] > 0 and dask["through_dask_s"] > 0 and dask["cluster_start_s"] > 0
     assert "Dask's cost: a trivial notebook graded in" in run.stdout
