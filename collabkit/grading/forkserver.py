@@ -143,7 +143,7 @@ class Server:
             os.umask(old)
         self.listener.listen(8)
         self.kernels: dict[socket.socket, int] = {}  # connection -> its kernel's pid
-        self.waiting: dict[socket.socket, bytes] = {}  # connections whose request is still coming
+        self.waiting: dict[socket.socket, tuple] = {}  # connections whose request is still coming: bytes, fds
 
     def serve(self) -> None:
         wake, self.wakeup = socket.socketpair()  # a SIGCHLD writes a byte here, which wakes select
@@ -157,7 +157,7 @@ class Server:
                     wake.recv(4096)
                 elif sock is self.listener:
                     conn, _ = self.listener.accept()
-                    self.waiting[conn] = b""
+                    self.waiting[conn] = (b"", [])
                 elif sock in self.waiting:
                     self.read_request(sock)
                 else:  # a kernel's worker hung up (or wrote, which it should not): its kernel goes
@@ -165,31 +165,32 @@ class Server:
             self.reap()
 
     def read_request(self, conn: socket.socket) -> None:
+        """Read (a part of) a request; once its line is whole, fork its kernel, or answer why not."""
         try:
             data, fds, _, _ = socket.recv_fds(conn, MAX_REQUEST, 4)
         except OSError:
             data, fds = b"", []
-        self.waiting[conn] += data
-        if data and not self.waiting[conn].endswith(b"\n"):
-            for fd in fds:
-                os.close(fd)
+        raw, held = self.waiting[conn]
+        raw, held = raw + data, held + fds
+        if data and not raw.endswith(b"\n") and len(raw) < MAX_REQUEST:
+            self.waiting[conn] = (raw, held)
             return
-        raw = self.waiting.pop(conn)
+        del self.waiting[conn]
         try:
             request = json.loads(raw)
-            if not fds:
+            if not held:
                 raise ValueError("no output file descriptor came with the request")
-        except ValueError as err:
-            self.reply(conn, {"error": f"bad request: {err}"})
+            pid = os.fork()
+        except (ValueError, OSError) as err:  # a bad request, or no fork (the process limit)
+            self.reply(conn, {"error": f"bad request: {err}" if isinstance(err, ValueError) else f"fork: {err}"})
             conn.close()
-            for fd in fds:
-                os.close(fd)
-            return
-        pid = os.fork()
+            pid = None
         if pid == 0:
-            become_kernel(request, fds[0])
-        for fd in fds:
+            become_kernel(request, held[0])
+        for fd in held:
             os.close(fd)
+        if pid is None:
+            return
         pidfd = os.pidfd_open(pid)
         try:
             socket.send_fds(conn, [json.dumps({"pid": pid}).encode() + b"\n"], [pidfd])
