@@ -20,16 +20,10 @@ from conftest import read_csv
 from harness import REPO
 
 from collabkit.course import tool_env
-from collabkit.samples import make_course, place, solutions, submission  # noqa: F401
+from collabkit.samples import make_course, notebook_names, place, submission
 
 pytestmark = pytest.mark.slow
-NOTEBOOKS = [
-    "01_data.ipynb",
-    "02_dot_product.ipynb",
-    "03_interpretation.ipynb",
-    "04_neural_cf.ipynb",
-    "05_cold_start_and_ethics.ipynb",
-]
+NOTEBOOKS = notebook_names(REPO)
 
 
 def output_kinds(nb) -> list[tuple]:
