@@ -45,12 +45,18 @@ def cmd_bench(args) -> int:
     from .bench import run
 
     course = Course.open(args.root)
+    out = Path(args.out) if args.out else course.root / "bench" / "results.json"
+    if args.grid:
+        from . import hint_grid
+
+        hint_grid.run(out)
+        return 0
     run(
         course,
         n=args.n,
         reps=args.reps,
         quick=args.quick,
-        out=Path(args.out) if args.out else course.root / "bench" / "results.json",
+        out=out,
     )
     return 0
 
@@ -180,6 +186,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="one notebook, 2 submissions, once: checks that it runs")
     p.add_argument("--out", help="where to write the figures (default: bench/results.json in the course)")
+    p.add_argument(
+        "--grid",
+        action="store_true",
+        help="only the grids behind the notebooks' hints (02 beat-the-lecture, 04 neural), merged into the file",
+    )
     p = command(
         "grade",
         cmd_grade,
