@@ -22,9 +22,7 @@ DOT_GRID = [
     for wd in (0.1, 0.2, 0.5)
 ]
 # 04: the fixed architecture (emb 50/50, layers [128, 64]) at bs 1024: (epochs, lr, wd).
-NEURAL_GRID = [
-    (epochs, lr, wd) for epochs in (2, 3, 5) for lr in (3e-3, 1e-2) for wd in (0.01, 0.5, 1.0, 2.0)
-]
+NEURAL_GRID = [(epochs, lr, wd) for epochs in (2, 3, 5) for lr in (3e-3, 1e-2) for wd in (0.01, 0.5, 1.0, 2.0)]
 
 
 def _train(dls, make, epochs, lr, wd) -> dict:
@@ -62,7 +60,9 @@ def run_grid() -> dict:
 
 def run(out: Path) -> dict:
     """Run the grids and merge them into `out` (bench/results.json) under "hint_grid"."""
-    grid = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), **run_grid()}
+    from .bench import machine
+
+    grid = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine(), **run_grid()}
     data = json.loads(out.read_text()) if out.is_file() else {}
     data["hint_grid"] = grid
     out.parent.mkdir(parents=True, exist_ok=True)

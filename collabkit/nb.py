@@ -124,7 +124,20 @@ def kit_dls(bs: int = 64, seed: int = SEED, fast: bool | None = None):
         from .fastdl import FastTabDL
 
         kw["dl_type"] = FastTabDL
-    return CollabDataLoaders.from_df(frame, item_name="title", valid_pct=VALID_PCT, seed=seed, bs=bs, **kw)
+    # path: where a Learner on these loaders keeps its files (lr_find saves and deletes a copy of the
+    # model under path/models): a scratch folder, so no `models/` appears next to the notebooks.
+    return CollabDataLoaders.from_df(
+        frame, item_name="title", valid_pct=VALID_PCT, seed=seed, bs=bs, path=model_home(), **kw
+    )
+
+
+def model_home() -> Path:
+    """The scratch folder Learners built on `kit_dls` save into (fastai's `learn.path`): outside the notebooks' folder."""
+    import tempfile
+
+    home = Path(tempfile.gettempdir()) / "collabkit"
+    home.mkdir(parents=True, exist_ok=True)
+    return home
 
 
 def fit(learn, epochs: int, lr: float, wd: float | None = None):

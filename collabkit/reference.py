@@ -25,17 +25,28 @@ log = logging.getLogger("collabkit.reference")
 # notebook -> grade id of a cell -> {reference key: expression evaluated after that cell}
 RECORD: dict[str, dict[str, dict[str, str]]] = {
     "02_dot_product.ipynb": {
-        "learn": {"lecture_mse": "ck.valid_mse(learn)"},
+        "learn": {
+            # the recorder's losses first: measuring a model (valid_mse) starts a fresh record
+            "lecture_final_losses": "[float(v) for v in learn.recorder.values[-1]]",
+            "lecture_mse": "ck.valid_mse(learn)",
+            "lr_find_valley": "float(suggestion.valley)",
+        },
         "wd_results": {"wd_results": "{str(k): float(v) for k, v in sorted(wd_results.items())}"},
         "tuned_learn": {"tuned_mse": "ck.valid_mse(tuned_learn)"},
+        "n_factors_experiment": {"nf_results": "{str(k): float(v) for k, v in sorted(nf_results.items())}"},
     },
     "03_interpretation.ipynb": {
         "kit_model": {"fast_mse": "ck.valid_mse(learn)"},
         "lowest_bias_titles": {"lowest_bias_titles": "lowest_bias_titles(learn, n=5)"},
-        "highest_bias_titles": {"highest_bias_titles": "highest_bias_titles(learn, n=5)"},
+        "highest_bias_titles": {
+            "highest_bias_titles": "highest_bias_titles(learn, n=5)",
+            # what 03's prose says about the bias table and scatter (collabkit/prose_facts.py)
+            "bias_facts": "__import__('collabkit.prose_facts', fromlist=['_']).bias_facts(learn, ratings)",
+        },
         "most_similar": {"most_similar_star_wars": "most_similar(learn, 'Star Wars (1977)', n=5)"},
     },
     "04_neural_cf.ipynb": {
+        "kit_models": {"dot_final_losses": "[float(v) for v in learn_dot.recorder.values[-1]]"},
         "learn_nn": {"neural_mse": "ck.valid_mse(learn_nn)"},
     },
 }
