@@ -319,10 +319,12 @@ def judge_run(nb, release: Release, seconds: float, stopped: str | None, report:
 # ---------------------------------------------------------------------------- the whole check
 
 
-def check(paths: list[str] | None = None, release: str | Path | None = None, execute: bool = True, out=None) -> int:
+def check(
+    paths: list[str] | None = None, release: Release | str | Path | None = None, execute: bool = True, out=None
+) -> int:
     """Check the student's notebooks, print the report to `out` (stdout); the number of things to fix."""
     out = out or sys.stdout
-    rel = load_release(release)
+    rel = release if isinstance(release, Release) else load_release(release)
     found, missing = student_notebooks(list(paths or []), rel)
     print(f"collabkit check: {rel.assignment}, against {rel.where}", file=out)
     total = 0

@@ -150,9 +150,15 @@ def cmd_demo(args) -> int:
 
 def cmd_check(args) -> int:
     """The students' `collabkit check` (collabkit/check.py), against the course's release/ by default."""
-    from .check import check
+    from .check import check, load_release
+    from .grading.records import Limits
 
-    release = args.release or Course.open(args.root).release
+    release = args.release
+    if release is None:  # the course's release/, with the limits its grading uses by default
+        course = Course.open(args.root)
+        release = load_release(course.release)
+        release.cell_timeout = course.nbgrader_config().Execute.timeout or None
+        release.notebook_timeout = Limits().notebook_timeout
     return 1 if check(args.paths, release, execute=not args.no_run) else 0
 
 

@@ -258,3 +258,27 @@ def test_instructors_check_a_submission_against_the_courses_release(course, caps
     out = capsys.readouterr().out
     assert f"against {course / 'release' / ASSIGNMENT}" in out
     assert "  FIX   test_double: this read-only cell was edited; the original was restored." in out
+
+
+def test_ck_check_in_a_notebook_cell_prints_the_report_and_nothing_on_stderr(ran, tmp_path):
+    """The one line students paste into a cell: a real kernel runs it, which runs the check's own kernel."""
+    from nbclient import NotebookClient
+
+    root, *_ = ran
+    work = tmp_path / "work"
+    work.mkdir()
+    student = N.release()
+    student.cells[N.AT["answer"]].source = N.SOLVED
+    student.cells[N.AT["explain"]].source = "It doubles."
+    student.cells.append(
+        nbformat.v4.new_code_cell(f"import collabkit.nb as ck\nck.check(release={str(root / 'release')!r})")
+    )
+    nbformat.write(student, work / "tiny.ipynb")
+    nb = nbformat.read(work / "tiny.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
+    outputs = nb.cells[-1].outputs
+    assert [o.get("name") for o in outputs] == ["stdout"] * len(outputs), outputs
+    text = "".join(o["text"] for o in outputs)
+    assert "tiny.ipynb\n  OK    2 of 2 visible tests pass.\n" in text and "Restart & Run All took" in text
+    assert "Nothing to fix: ready to submit." in text  # its own ck.check() cell, run by the check, did nothing
+    assert text.rstrip().endswith("Hidden tests are not run here.)")
