@@ -154,6 +154,20 @@ def cmd_demo(args) -> int:
     return demo(Course.open(args.root), workers=args.workers)
 
 
+def cmd_check(args) -> int:
+    """The students' `collabkit check` (collabkit/check.py), against the course's release/ by default."""
+    from .check import check, load_release
+    from .grading.records import Limits
+
+    release = args.release
+    if release is None:  # the course's release/, with the limits its grading uses by default
+        course = Course.open(args.root)
+        release = load_release(course.release)
+        release.cell_timeout = course.nbgrader_config().Execute.timeout or None
+        release.notebook_timeout = Limits().notebook_timeout
+    return 1 if check(args.paths, release, execute=not args.no_run) else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="collabkit", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -259,6 +273,15 @@ def build_parser() -> argparse.ArgumentParser:
         "write dist/ for students: the release as a zip, a wheel of what the notebooks "
         "import, requirements.txt, STUDENTS.md (refused if anything instructor-only is in it)",
     )
+    p = command(
+        "check",
+        cmd_check,
+        "what the grader will repair in, and the visible tests make of, a student's notebooks "
+        "(the students' `collabkit check`; against release/ by default)",
+    )
+    p.add_argument("paths", nargs="*", help="notebooks or folders (default: the working directory)")
+    p.add_argument("--release", help="the released folder or the assignment's zip (default: the course's release/)")
+    p.add_argument("--no-run", action="store_true", help="only read the notebooks, do not run them")
     p = command("serve", cmd_serve, "Jupyter with formgrader for the course on 127.0.0.1; prints its URL and token")
     p.add_argument("--port", type=int, help="the port (default: a free one)")
     p = command(

@@ -3,8 +3,11 @@
 `dist/` in the course holds:
 - `<assignment>.zip`: the release folder (the student notebooks), nothing else;
 - `collabkit-<version>-py3-none-any.whl`: the modules the notebooks import (`collabkit.nb` and
-  what it imports: quiet, data, errors) plus `collabkit.student`, whose `collabkit data`
-  places MovieLens; no grading, release or reference code;
+  what it imports: quiet, data, errors, and check with the grader's repair rules) plus
+  `collabkit.student`, whose `collabkit data` places MovieLens and `collabkit check` checks a
+  student's notebooks the way the grader will; and `collabkit/released.json`, the release's
+  graded cells (roles, points, visible sources, kernelspec) and the grader's time limits, which
+  the check compares with (`release_manifest`); no grading, release or reference code;
 - `requirements.txt`: the course's own pins of the packages the notebooks need;
 - `STUDENTS.md`: how to install, open, work and submit.
 
@@ -31,8 +34,19 @@ from .errors import KitError
 
 # What the notebooks import (nb, and scaffold: the visible tests' shared set-up, which holds no
 # answers), what that imports in turn (a test checks the closure), plus the students'
-# `collabkit data` command.
-STUDENT_MODULES = ["__init__.py", "nb.py", "fastdl.py", "scaffold.py", "quiet.py", "data.py", "errors.py", "student.py"]
+# `collabkit data` command and `collabkit check` (check, and rules: the grader's own repair rules).
+STUDENT_MODULES = [
+    "__init__.py",
+    "nb.py",
+    "fastdl.py",
+    "scaffold.py",
+    "quiet.py",
+    "data.py",
+    "errors.py",
+    "student.py",
+    "check.py",
+    "rules.py",
+]
 # The packages a student's Jupyter needs to run the notebooks; their pins come from the
 # course's requirements.txt, so the two never disagree.
 STUDENT_PACKAGES = [
@@ -47,6 +61,9 @@ STUDENT_PACKAGES = [
     "matplotlib",
     "notebook",
     "ipykernel",
+    # `collabkit check`: reads notebooks (rules.py) and runs them as Restart & Run All does (check.py)
+    "nbformat",
+    "nbclient",
 ]
 MARKERS = [
     "BEGIN SOLUTION",
@@ -88,6 +105,39 @@ You need Python 3.11. Everything runs on a laptop CPU; a GPU is not needed.
 
 If a notebook says `No module named 'collabkit'`, Jupyter runs another Python: install the
 wheel into the Python that Jupyter's kernel uses.
+
+## Check before you submit
+
+`collabkit check` tells you what the grader will do with your notebooks, before it does. Save
+your notebooks, then run, in the folder that holds them (or in the folder you unzipped into):
+
+    collabkit check
+
+or, in a new cell of any of the notebooks (delete the cell afterwards, or leave it: when the
+grader runs it, it prints one line and does nothing):
+
+    ck.check()
+
+It compares your notebooks with the release they came from. The wheel you installed carries
+that release (the graded cells as you received them, no solution and no hidden test), so you
+need nothing else; `--release {zip}` compares with the zip instead. It reports, each with what
+to do about it:
+
+- cells the grader will put back or repair: a grey read-only or test cell you edited, deleted,
+  copied or turned into markdown, tags that would skip a test, changed points or metadata,
+  another kernel. Whatever you changed there is thrown away when grading, so your answers must
+  work with the original cells;
+- a file that is not a notebook any more (damaged JSON): the grader scores it 0;
+- answers still `raise NotImplementedError` or `YOUR ANSWER HERE`;
+- then it runs each notebook from the top in a fresh kernel, as Kernel > Restart & Run All
+  does, on the cells the grader would run: the visible tests that fail, with their messages,
+  cells that raise an error, tests that write to stderr (the grader scores those 0), and how
+  long each notebook took against the grader's time limits.
+
+The hidden tests are not run: a notebook that passes the check can still lose points to them.
+`collabkit check --no-run` only reads the notebooks (seconds instead of minutes);
+`collabkit check 02_dot_product.ipynb` checks one notebook. It prints its report and exits 0
+when there is nothing to fix, 1 when there is.
 """
 
 
@@ -143,9 +193,10 @@ def _strings(value) -> list[str]:
 
 
 def _text(name: str, data: bytes) -> str:
-    """A file's text; a notebook's also as its decoded strings (sources, outputs), not JSON-escaped."""
+    """A file's text; a notebook's or a JSON file's (the wheel's released.json) also as its decoded
+    strings (sources, outputs), not JSON-escaped."""
     text = data.decode("utf-8", "replace")
-    if name.endswith(".ipynb"):
+    if name.endswith((".ipynb", ".json")):
         try:
             text += "\n" + "".join(_strings(json.loads(text)))
         except ValueError:
@@ -196,20 +247,50 @@ def student_imports(module: Path) -> set[str]:
     return names
 
 
-def build_wheel(out: Path, version: str) -> Path:
-    """A wheel of STUDENT_MODULES only, built by setuptools from a staged copy."""
+def release_manifest(course: Course) -> dict:
+    """What `collabkit check` compares with (collabkit/check.py): each released notebook's cells that
+    carry nbgrader metadata, outputs cleared, with its metadata; and the grader's time limits.
+    Only what the students' zip holds anyway, and `leaks()` scans it with the rest of the wheel."""
+    import nbformat
+
+    from .grading.records import Limits
+
+    notebooks = {}
+    for path in sorted(course.release.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        nb.cells = [c for c in nb.cells if isinstance(c.metadata.get("nbgrader", {}).get("grade_id"), str)]
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        notebooks[path.name] = json.loads(nbformat.writes(nb))
+    timeout = course.nbgrader_config().Execute.timeout
+    return {
+        "assignment": course.assignment,
+        "version": _version(),
+        "cell_timeout": float(timeout) if timeout else None,
+        "notebook_timeout": Limits().notebook_timeout,
+        "notebooks": notebooks,
+    }
+
+
+def build_wheel(out: Path, version: str, manifest: dict | None = None) -> Path:
+    """A wheel of STUDENT_MODULES only (and the release manifest, as collabkit/released.json), built by
+    setuptools from a staged copy."""
     package = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="collabkit-handout-") as tmp:
         stage = Path(tmp)
         (stage / "collabkit").mkdir()
         for name in STUDENT_MODULES:
             shutil.copy(package / name, stage / "collabkit" / name)
+        if manifest is not None:
+            (stage / "collabkit" / "released.json").write_text(json.dumps(manifest, indent=1) + "\n")
         (stage / "pyproject.toml").write_text(
             '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
             f'[project]\nname = "collabkit"\nversion = "{version}"\nrequires-python = ">=3.11,<3.12"\n'
             'description = "What the collab_filtering notebooks import (students\' copy)."\n\n'
             '[project.scripts]\ncollabkit = "collabkit.student:main"\n\n'
-            '[tool.setuptools]\npackages = ["collabkit"]\n'
+            '[tool.setuptools]\npackages = ["collabkit"]\n\n'
+            '[tool.setuptools.package-data]\ncollabkit = ["released.json"]\n'
         )
         run = subprocess.run(
             [
@@ -271,7 +352,7 @@ def handout(course: Course, requirements: Path | None = None) -> Path:
                 if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
                     continue
                 z.write(path, f"{course.assignment}/{rel.as_posix()}")
-        wheel = build_wheel(tmp, _version())
+        wheel = build_wheel(tmp, _version(), release_manifest(course))
         (tmp / "requirements.txt").write_text(student_requirements(requirements))
         (tmp / "STUDENTS.md").write_text(
             STUDENTS_MD.format(assignment=course.assignment, wheel=wheel.name, zip=zip_name)

@@ -266,3 +266,22 @@ def reference() -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path} is missing: run `collabkit reference` first")
     return json.loads(path.read_text())
+
+
+def check(*paths: str, release: str | None = None, run: bool = True) -> None:
+    """`ck.check()` in a cell: `collabkit check` on this notebook's folder (or `paths`), printed here.
+
+    It reads the saved files (save first), reports what the grader will repair, unanswered
+    cells, failing visible tests and each notebook's time under Restart & Run All. In the
+    kernels it starts for that run (and so in a graded run of a notebook that calls it, which has
+    no packaged release) it only prints one line."""
+    from . import check as checker
+    from .errors import KitError
+
+    if os.environ.get(checker.CHECKING):
+        print("ck.check() skipped: this notebook is being checked.")
+        return
+    try:
+        checker.check(list(paths), release, execute=run)
+    except KitError as err:
+        print(f"ck.check(): {err}")

@@ -63,7 +63,7 @@ def test_the_wheel_holds_what_notebooks_import_and_no_grading_code(dist):
     with zipfile.ZipFile(wheel_of(dist)) as z:
         modules = sorted(n.split("/", 1)[1] for n in z.namelist() if n.startswith("collabkit/"))
         entry_points = next(z.read(n).decode() for n in z.namelist() if n.endswith("entry_points.txt"))
-    assert modules == sorted(STUDENT_MODULES)
+    assert modules == sorted(STUDENT_MODULES + ["released.json"])  # released.json: what `collabkit check` reads
     assert "collabkit = collabkit.student:main" in entry_points
     # What the release notebooks import from collabkit, and what that needs, transitively, is the wheel.
     package = REPO / "collabkit"
@@ -74,7 +74,7 @@ def test_the_wheel_holds_what_notebooks_import_and_no_grading_code(dist):
         for mod in re.findall(r"collabkit\.(\w+)", cell.source)
     }
     assert {"nb.py", "scaffold.py"} <= used, used
-    todo, needed = sorted(used) + ["student.py"], {"__init__.py"}
+    todo, needed = sorted(used) + ["student.py"], {"__init__.py"}  # student.py: `collabkit data` and `check`
     while todo:
         name = todo.pop()
         if name not in needed:
@@ -85,6 +85,30 @@ def test_the_wheel_holds_what_notebooks_import_and_no_grading_code(dist):
         for cell in nbformat.read(release_nb, as_version=4).cells:
             for mod in re.findall(r"collabkit\.(\w+)", cell.source):
                 assert f"{mod}.py" in STUDENT_MODULES, f"{release_nb.name} uses collabkit.{mod}, not in the wheel"
+
+
+def test_the_wheel_carries_the_release_the_check_compares_with(dist):
+    """released.json holds each released notebook's graded cells as released; the check finds a fresh
+    copy of the zip untouched (only its answers to write) and runs the grader's rules on it."""
+    from collabkit import check
+
+    with zipfile.ZipFile(wheel_of(dist)) as z:
+        release = check.from_manifest(json.loads(z.read("collabkit/released.json")))
+    with zipfile.ZipFile(dist / f"{ASSIGNMENT}.zip") as z:
+        zipped = {Path(n).name: z.read(n) for n in z.namelist()}
+    assert release.assignment == ASSIGNMENT and sorted(release.notebooks) == sorted(zipped)
+    assert release.cell_timeout == 300 and release.notebook_timeout == 900
+    for name, data in zipped.items():
+        nb = nbformat.reads(data.decode(), as_version=4)
+        graded = [c for c in nb.cells if "nbgrader" in c.metadata]
+        assert [c.source for c in release.notebooks[name].cells] == [c.source for c in graded], name
+        report = check.NotebookReport(name)
+        check.inspect(data, release.notebooks[name], report)
+        assert report.repairs == [] and report.findings, name
+        assert all(
+            f.text.split(": still `")[1].startswith(("raise NotImplementedError", "YOUR ANSWER HERE"))
+            for f in report.findings
+        ), name
 
 
 def test_requirements_are_the_course_pins_of_what_the_notebooks_import(dist):
@@ -203,6 +227,12 @@ def test_release_notebooks_run_to_their_first_stub_with_only_the_bundle(dist, tm
     assert run.returncode == 0 and run.stdout.strip().endswith("ml-100k"), run.stderr
     run = subprocess.run([venv / "bin" / "collabkit", "grade"], capture_output=True, text=True, env=env, cwd=student)
     assert run.returncode == 2 and "usage: collabkit data" in run.stderr
+    # The students' check, from the installed wheel, against the release it carries (read only: no run).
+    check = [venv / "bin" / "collabkit", "check", "--no-run"]
+    run = subprocess.run(check, capture_output=True, text=True, env=env, cwd=student)
+    assert run.returncode == 1 and run.stderr == "", run.stderr
+    assert "against the release in collabkit" in run.stdout and "still `raise NotImplementedError" in run.stdout
+    assert "was restored" not in run.stdout and "was removed" not in run.stdout, run.stdout
     (tmp_path / "run.py").write_text(RUN_TO_FIRST_STUB)
     for path in sorted((student / ASSIGNMENT).glob("*.ipynb")):
         out = tmp_path / f"{path.stem}.json"

@@ -211,7 +211,7 @@ def prepare(
     """Sanitize a submission; its record so far, and the task that grades what could be read (plain data)."""
     import nbformat
 
-    from .sanitize import Unreadable, read, sanitize
+    from .sanitize import Unreadable, repair
 
     sub = course.submitted(student)
     record = StudentRecord(student_id=student, submission_hash=submission_hash(sub))
@@ -226,12 +226,10 @@ def prepare(
             entry.status = Status.MISSING
             continue
         try:
-            nb, repairs = read(path.read_bytes())
-            nb, more = sanitize(
-                nb,
+            nb, repairs = repair(  # the rules the students' `collabkit check` applies too (collabkit/rules.py)
+                path.read_bytes(),
                 releases[name],
                 specs[name],
-                upgraded=any(r.kind == "format" for r in repairs),
                 reference=values,
                 reference_dir=RUN_FOLDER,  # the task puts its own run folder there (task.lay_out)
             )
@@ -241,7 +239,6 @@ def prepare(
         except Exception as err:  # noqa: BLE001  a notebook damaged in a way nobody foresaw
             entry.status, entry.error = Status.UNREADABLE, f"could not be repaired ({type(err).__name__}: {err})"
             continue
-        repairs += more
         entry.repairs = [str(r) for r in repairs]
         entry.tampering = any(r.tampering for r in repairs)
         notebooks[name] = nbformat.writes(nb)
