@@ -179,8 +179,9 @@ usually fastai. Do this for each of the five notebooks:
    hand in the five files as your instructor asks.
 
 Checked by the course's tests: the cell above, as written here, run in a Jupyter kernel that
-says it is Colab, on Linux, over a torch older than the pin (it was kept, the rest installed,
-and the first cell named torch in one line), and the nine resolutions under "Python versions".
+says it is Colab, on Linux, over a stand-in for Colab's torch (1.13.1+cu117, older than the
+pin): torch was kept, the rest installed, MovieLens placed, and `import collabkit.nb` named
+torch in one line; and the nine resolutions under "Python versions".
 Not checked (the course's machines have no Colab, no GPU and reach only PyPI): Colab's menus
 (upload, the Files pane, download), installing the wheel from a web address, GPU runtimes,
 PyTorch's CPU index for Linux, real installs on macOS and Windows (resolved only), and whether
@@ -198,7 +199,7 @@ COLAB_CELL = """\
 import sys
 if "google.colab" in sys.modules:
     WHEEL = "{wheel}"
-    !{{sys.executable}} -m pip freeze | grep -iE '^({keep})==' > /content/keep.txt
+    !{{sys.executable}} -m pip list --format=freeze | grep -iE '^({keep})==' > /content/keep.txt
     !{{sys.executable}} -m pip install -q -c /content/keep.txt {{WHEEL}} {pins}
     !{{sys.executable}} -m collabkit.student data"""
 

@@ -93,7 +93,7 @@ def test_the_colab_cell_keeps_colabs_torch_and_jupyter_and_installs_the_rest(dis
         if "==" in line
     }
     assert f"/content/{wheel_of(dist).name}" in cell and "-c /content/keep.txt" in install
-    assert "grep -iE '^(torch|torchvision)=='" in cell
+    assert "pip list --format=freeze | grep -iE '^(torch|torchvision)=='" in cell
     for name, version in pins.items():
         if name in COLAB_KEEP or name in COLAB_OWN:
             assert f" {name}=" not in install and f'"{name}>' not in install, name
