@@ -182,10 +182,11 @@ Checked by the course's tests: the cell above, as written here, run in a Jupyter
 says it is Colab, on Linux, over a stand-in for Colab's torch (1.13.1+cu117, older than the
 pin): torch was kept, the rest installed, MovieLens placed, and `import collabkit.nb` named
 torch in one line; and the nine resolutions under "Python versions".
-Not checked (the course's machines have no Colab, no GPU and reach only PyPI): Colab's menus
-(upload, the Files pane, download), installing the wheel from a web address, GPU runtimes,
-PyTorch's CPU index for Linux, real installs on macOS and Windows (resolved only), and whether
-Colab keeps every cell's metadata when you download.
+That pip installs the wheel from a web address is checked too (on a local web server). Not
+checked (the course's machines have no Colab, no GPU and reach only PyPI): Colab's menus
+(upload, the Files pane, download), your course's own web address, GPU runtimes, PyTorch's
+CPU index for Linux, real installs on macOS and Windows (resolved only), and whether Colab
+keeps every cell's metadata when you download.
 """
 
 WHEEL_UPLOAD = (

@@ -284,3 +284,35 @@ def test_handout_refuses_a_release_that_leaks_and_writes_nothing(tmp_path):
     (course / "release" / ASSIGNMENT).rename(course / "release" / "gone")
     with pytest.raises(KitError, match="holds no notebooks: run `collabkit release` first"):
         handout(Course.open(course))
+
+
+def test_with_a_course_url_the_colab_cell_installs_the_wheel_from_there(dist, tmp_path):
+    """`collabkit handout --url`: the cell's WHEEL is the published address, and pip installs from such
+    an address (served here on loopback by Python's http.server, a stand-in for the course's site)."""
+    import functools
+    import http.server
+    import threading
+
+    from collabkit.handout import students_md
+
+    wheel = wheel_of(dist).name
+    pins = (dist / "requirements.txt").read_text()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dist))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        text = students_md(ASSIGNMENT, wheel, f"{ASSIGNMENT}.zip", pins, url=base + "/")
+        [line] = [line for line in text.splitlines() if "WHEEL = " in line]
+        address = line.split('"')[1]
+        assert address == f"{base}/{wheel}" and "nothing to upload" in text
+        run = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--target", tmp_path / "t", address],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 0 and "Would install collabkit-" in run.stdout, run.stderr[-2000:]
