@@ -136,7 +136,7 @@ def export_lms_from_args(args) -> Path:
 def cmd_handout(args) -> int:
     from .handout import handout
 
-    dist = handout(Course.open(args.root))
+    dist = handout(Course.open(args.root), url=args.url)
     for path in sorted(dist.iterdir()):
         print(path)
     return 0
@@ -267,11 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="email",
         help="the roster column Moodle matches students by (default email)",
     )
-    command(
+    p = command(
         "handout",
         cmd_handout,
         "write dist/ for students: the release as a zip, a wheel of what the notebooks "
         "import, requirements.txt, STUDENTS.md (refused if anything instructor-only is in it)",
+    )
+    p.add_argument(
+        "--url", help="where you will publish dist/'s files: STUDENTS.md's Colab cell installs the wheel from there"
     )
     p = command(
         "check",

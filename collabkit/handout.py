@@ -3,11 +3,14 @@
 `dist/` in the course holds:
 - `<assignment>.zip`: the release folder (the student notebooks), nothing else;
 - `collabkit-<version>-py3-none-any.whl`: the modules the notebooks import (`collabkit.nb` and
-  what it imports: quiet, data, errors, and check with the grader's repair rules) plus
+  what it imports: quiet, data, errors, versions, and check with the grader's repair rules) plus
   `collabkit.student`, whose `collabkit data` places MovieLens and `collabkit check` checks a
-  student's notebooks the way the grader will; and `collabkit/released.json`, the release's
-  graded cells (roles, points, visible sources, kernelspec) and the grader's time limits, which
-  the check compares with (`release_manifest`); no grading, release or reference code;
+  student's notebooks the way the grader will; `pins.txt` (the students' pins, which
+  `collabkit.versions` compares the kernel's stack against); and `collabkit/released.json`, the
+  release's graded cells (roles, points, visible sources, kernelspec) and the grader's time
+  limits, which the check compares with (`release_manifest`); no grading, release or reference
+  code. It installs on CPython 3.11 and later (STUDENT_PYTHONS are the ones checked); the
+  instructor's side stays on 3.11;
 - `requirements.txt`: the course's own pins of the packages the notebooks need;
 - `STUDENTS.md`: how to install, open, work and submit.
 
@@ -46,7 +49,25 @@ STUDENT_MODULES = [
     "student.py",
     "check.py",
     "rules.py",
+    "versions.py",
 ]
+# The students' wheel admits every Python from 3.11 on: the pins, not the wheel, decide where the
+# bundle installs. These Pythons and systems are the ones a slow test resolves the bundle for
+# (grader_tests/test_student_pythons.py): one requirements.txt serves all nine, no markers needed.
+REQUIRES_PYTHON = ">=3.11"
+STUDENT_PYTHONS = ("3.11", "3.12", "3.13")
+STUDENT_PLATFORMS = {  # uv's --python-platform for each system STUDENTS.md names
+    "Linux x86-64": "x86_64-manylinux_2_28",  # torch 2.14.1's Linux wheels need glibc 2.28
+    "macOS arm64": "aarch64-apple-darwin",  # with MACOSX_DEPLOYMENT_TARGET=14.0: torch's are macOS 14 wheels
+    "Windows x86-64": "x86_64-pc-windows-msvc",
+}
+# On Colab: torch and torchvision stay as Colab has them (CUDA builds; a pinned CPU torch costs
+# minutes and breaks the GPU runtime), Jupyter and the kernel are Colab's own, fastai is the pin
+# exactly (its version decides what students' code does when graded), the rest are minimums:
+# installed only when missing or older than the pin.
+COLAB_KEEP = ("torch", "torchvision")
+COLAB_OWN = ("notebook", "ipykernel")
+COLAB_EXACT = ("fastai",)
 # The packages a student's Jupyter needs to run the notebooks; their pins come from the
 # course's requirements.txt, so the two never disagree.
 STUDENT_PACKAGES = [
@@ -83,9 +104,10 @@ MIN_LINE = 25  # shorter secret lines ("return out") are too common to mean a le
 STUDENTS_MD = """\
 # {assignment}: getting started
 
-You need Python 3.11. Everything runs on a laptop CPU; a GPU is not needed.
+You need CPython 3.11, 3.12 or 3.13 on Linux, macOS (Apple silicon) or Windows (see "Python
+versions" below), or Google Colab (see "Colab"). Everything runs on a laptop CPU; a GPU is not needed.
 
-1. Install, once (in a fresh virtual environment, or on Colab):
+1. Install, once (in a fresh virtual environment):
 
        pip install -r requirements.txt {wheel}
        collabkit data
@@ -138,7 +160,91 @@ The hidden tests are not run: a notebook that passes the check can still lose po
 `collabkit check --no-run` only reads the notebooks (seconds instead of minutes);
 `collabkit check 02_dot_product.ipynb` checks one notebook. It prints its report and exits 0
 when there is nothing to fix, 1 when there is.
+{pythons}{colab}"""
+
+PYTHONS_MD = """
+## Python versions
+
+The bundle installs on CPython {pythons} on {platforms}. One
+`requirements.txt` serves all of them: every pin has a wheel for each, so there are no
+environment markers and no file per Python. The course checks this by resolving the bundle
+(`requirements.txt` and the wheel) for each Python on each system against PyPI. The wheel
+itself admits Python {requires_python}; on a newer Python than those checked, the pins decide
+(pip names the one that has no wheel for it).
+
+- Make the environment with the Python you want, then install as above:
+  `python3.12 -m venv .venv` and `source .venv/bin/activate` (Linux, macOS), or
+  `py -3.12 -m venv .venv` and `.venv\\Scripts\\activate` (Windows).
+- macOS: torch {torch} ships wheels for Apple silicon on macOS 14 or newer only. On an Intel
+  Mac, or an older macOS, use Colab.
+- Linux: torch's wheels need glibc 2.28 or newer (Ubuntu 20.04, Debian 10, Fedora 29 and
+  later). pip's torch for Linux brings NVIDIA's CUDA libraries, several GB; without an NVIDIA
+  GPU you can install the CPU build first, then the line above:
+  `pip install torch=={torch} torchvision=={torchvision} --index-url https://download.pytorch.org/whl/cpu`.
+- Your instructor grades on Python 3.11 with these same pins, so whichever Python you use, your
+  notebooks are run there. The instructor's side of the kit stays on 3.11.
+
+When a notebook's first cell prints a line starting `collabkit: this Python differs from the
+course's pins`, the packages it names are not the versions the grader runs (for fastai, another
+minor version; for torch, pandas or numpy, another major one). Install the pins
+(`pip install -r requirements.txt`), or expect that code which works for you may behave
+differently when graded.
 """
+
+COLAB_MD = """
+## Colab
+
+Colab runs each notebook in a runtime of its own, with its own Python, torch (with CUDA) and
+usually fastai. Do this for each of the five notebooks:
+
+1. Unzip `{zip}` on your computer. In Colab, File > Upload notebook, and pick the notebook
+   (Colab keeps it in your Google Drive, in `Colab Notebooks`).
+2. Get the wheel into the runtime. {wheel_where}
+3. Insert a code cell at the very top, above the first grey cell, paste this and run it:
+
+   ```python
+{cell}
+   ```
+
+   It keeps Colab's torch and torchvision (reinstalling them would take minutes and can break
+   the GPU runtime), leaves Colab's Jupyter alone, installs fastai {fastai} exactly and the
+   other pins only where they are missing or older. pip may warn that one of Colab's own
+   packages wanted another version; that is expected. The last line prints
+   `/root/.fastai/data/ml-100k`: where `untar_data(URLs.ML_100k)` finds MovieLens on Colab. The
+   runtime's files, the wheel and the data included, go when Colab recycles the runtime; run
+   the cell again then. Outside Colab, and when graded, the cell does nothing, so it may stay.
+4. Work as above. A CPU runtime is enough. If the first cell prints `collabkit: this Python
+   differs from the course's pins`, read "Python versions": on Colab, torch is the likely one,
+   and only a different major version is named.
+5. To submit: File > Download > Download .ipynb, for each notebook. Keep the names
+   (`01_data.ipynb` ...; a second download may be called `01_data (1).ipynb`: rename it), then
+   hand in the five files as your instructor asks.
+
+Checked by the course's tests: the cell above, as written here, run in a Jupyter kernel that
+says it is Colab, on Linux, over a stand-in for Colab's torch (1.13.1+cu117, older than the
+pin): torch was kept, the rest installed, MovieLens placed, and `import collabkit.nb` named
+torch in one line; and the nine resolutions under "Python versions".
+That pip installs the wheel from a web address is checked too (on a local web server). Not
+checked (the course's machines have no Colab, no GPU and reach only PyPI): Colab's menus
+(upload, the Files pane, download), your course's own web address, GPU runtimes, PyTorch's
+CPU index for Linux, real installs on macOS and Windows (resolved only), and whether Colab
+keeps every cell's metadata when you download.
+"""
+
+WHEEL_UPLOAD = (
+    "Open the Files pane (the folder icon on the left) and drag `{wheel}` into it: it lands in\n"
+    "   `/content/`, where the cell below looks for it."
+)
+WHEEL_URL = "The cell below installs it from the course's address, `{url}`; nothing to upload."
+
+COLAB_CELL = """\
+# Colab only: the course's packages for this runtime, keeping Colab's torch. Elsewhere it does nothing.
+import sys
+if "google.colab" in sys.modules:
+    WHEEL = "{wheel}"
+    !{{sys.executable}} -m pip list --format=freeze | grep -iE '^({keep})==' > /content/keep.txt
+    !{{sys.executable}} -m pip install -q -c /content/keep.txt {{WHEEL}} {pins}
+    !{{sys.executable}} -m collabkit.student data"""
 
 
 def _version() -> str:
@@ -273,24 +379,25 @@ def release_manifest(course: Course) -> dict:
     }
 
 
-def build_wheel(out: Path, version: str, manifest: dict | None = None) -> Path:
-    """A wheel of STUDENT_MODULES only (and the release manifest, as collabkit/released.json), built by
-    setuptools from a staged copy."""
+def build_wheel(out: Path, version: str, pins: str = "", manifest: dict | None = None) -> Path:
+    """A wheel of STUDENT_MODULES, `pins.txt` (the students' pins) and, given a release manifest,
+    collabkit/released.json (what `collabkit check` compares with), built by setuptools from a staged copy."""
     package = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory(prefix="collabkit-handout-") as tmp:
         stage = Path(tmp)
         (stage / "collabkit").mkdir()
         for name in STUDENT_MODULES:
             shutil.copy(package / name, stage / "collabkit" / name)
+        (stage / "collabkit" / "pins.txt").write_text(pins)
         if manifest is not None:
             (stage / "collabkit" / "released.json").write_text(json.dumps(manifest, indent=1) + "\n")
         (stage / "pyproject.toml").write_text(
             '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n\n'
-            f'[project]\nname = "collabkit"\nversion = "{version}"\nrequires-python = ">=3.11,<3.12"\n'
+            f'[project]\nname = "collabkit"\nversion = "{version}"\nrequires-python = "{REQUIRES_PYTHON}"\n'
             'description = "What the collab_filtering notebooks import (students\' copy)."\n\n'
             '[project.scripts]\ncollabkit = "collabkit.student:main"\n\n'
             '[tool.setuptools]\npackages = ["collabkit"]\n\n'
-            '[tool.setuptools.package-data]\ncollabkit = ["released.json"]\n'
+            '[tool.setuptools.package-data]\ncollabkit = ["pins.txt", "released.json"]\n'
         )
         run = subprocess.run(
             [
@@ -330,8 +437,47 @@ def student_requirements(requirements: Path) -> str:
     )
 
 
-def handout(course: Course, requirements: Path | None = None) -> Path:
-    """Write dist/ in the course (replacing an older one); return it. Refuses a bundle that leaks."""
+def colab_requirements(pins: str) -> list[str]:
+    """What Colab's cell installs besides the wheel (see COLAB_KEEP, COLAB_OWN, COLAB_EXACT), shell-quoted."""
+    out = []
+    for line in pins.splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, pinned = (s.strip() for s in line.split("==", 1))
+        if name in COLAB_KEEP or name in COLAB_OWN:
+            continue
+        out.append(f"{name}=={pinned}" if name in COLAB_EXACT else f'"{name}>={pinned}"')
+    return out
+
+
+def _and(items) -> str:
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def students_md(assignment: str, wheel: str, zip_name: str, pins: str, url: str | None = None) -> str:
+    """STUDENTS.md: the steps, then its "Python versions" and "Colab" sections."""
+    versions = dict(line.split("==", 1) for line in pins.splitlines() if "==" in line and not line.startswith("#"))
+    source = f"{url.rstrip('/')}/{wheel}" if url else f"/content/{wheel}"
+    cell = COLAB_CELL.format(wheel=source, keep="|".join(COLAB_KEEP), pins=" ".join(colab_requirements(pins)))
+    pythons = PYTHONS_MD.format(
+        pythons=_and(STUDENT_PYTHONS),
+        platforms=_and(list(STUDENT_PLATFORMS)),
+        requires_python=REQUIRES_PYTHON,
+        torch=versions["torch"],
+        torchvision=versions["torchvision"],
+    )
+    colab = COLAB_MD.format(
+        zip=zip_name,
+        wheel_where=(WHEEL_URL.format(url=url) if url else WHEEL_UPLOAD.format(wheel=wheel)),
+        cell="\n".join("   " + line for line in cell.splitlines()),
+        fastai=versions["fastai"],
+    )
+    return STUDENTS_MD.format(assignment=assignment, wheel=wheel, zip=zip_name, pythons=pythons, colab=colab)
+
+
+def handout(course: Course, requirements: Path | None = None, url: str | None = None) -> Path:
+    """Write dist/ in the course (replacing an older one); return it. Refuses a bundle that leaks.
+    `url`: where the instructor will publish dist/'s files, for STUDENTS.md's Colab cell."""
     release = course.release
     notebooks = sorted(release.glob("*.ipynb"))
     if not notebooks:
@@ -352,11 +498,10 @@ def handout(course: Course, requirements: Path | None = None) -> Path:
                 if any(part.startswith(".") or part == "__pycache__" for part in rel.parts):
                     continue
                 z.write(path, f"{course.assignment}/{rel.as_posix()}")
-        wheel = build_wheel(tmp, _version(), release_manifest(course))
-        (tmp / "requirements.txt").write_text(student_requirements(requirements))
-        (tmp / "STUDENTS.md").write_text(
-            STUDENTS_MD.format(assignment=course.assignment, wheel=wheel.name, zip=zip_name)
-        )
+        pins = student_requirements(requirements)
+        wheel = build_wheel(tmp, _version(), pins, release_manifest(course))
+        (tmp / "requirements.txt").write_text(pins)
+        (tmp / "STUDENTS.md").write_text(students_md(course.assignment, wheel.name, zip_name, pins, url))
         found = leaks(tmp, secret_lines(course.source))
         if found:
             raise KitError(

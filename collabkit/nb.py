@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .quiet import silence_known_warnings
+from .versions import say_if_versions_differ
 
 SEED = 42
 VALID_PCT = 0.2
@@ -53,6 +54,10 @@ RECIPES = {
 # this module's globals back to their values at kernel start around each graded test, so a set
 # bound later would vanish inside the tests (and `ck.kit_trained` would pass the kit's own model).
 _KIT_MODELS: "weakref.WeakSet" = weakref.WeakSet()
+
+# One line on stdout when this kernel's fastai, torch, pandas or numpy differ from the course's pins
+# where grading can tell (Colab keeps its own torch, and may ship another fastai): see versions.py.
+say_if_versions_differ()
 
 
 def setup(seed: int = SEED) -> Path:

@@ -25,7 +25,16 @@ import pytest
 from harness import ASSIGNMENT, REPO
 
 from collabkit.course import Course
-from collabkit.handout import STUDENT_MODULES, handout, leaks, secret_lines, student_imports
+from collabkit.handout import (
+    COLAB_KEEP,
+    COLAB_OWN,
+    STUDENT_MODULES,
+    STUDENT_PYTHONS,
+    handout,
+    leaks,
+    secret_lines,
+    student_imports,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,13 +66,50 @@ def test_the_bundle_holds_the_four_things(dist):
             assert z.read(f"{ASSIGNMENT}/{p.name}") == p.read_bytes(), f"{p.name} differs from the release"
     text = (dist / "STUDENTS.md").read_text()
     assert f"pip install -r requirements.txt {wheel_of(dist).name}" in text and "collabkit data" in text
+    assert "\n## Python versions\n" in text and "\n## Colab\n" in text
+
+
+def test_the_wheel_admits_every_student_python_and_carries_the_pins(dist):
+    from email.parser import Parser
+
+    from packaging.specifiers import SpecifierSet
+
+    with zipfile.ZipFile(wheel_of(dist)) as z:
+        meta = Parser().parsestr(z.read(next(n for n in z.namelist() if n.endswith("METADATA"))).decode())
+        pins = z.read("collabkit/pins.txt").decode()
+    spec = SpecifierSet(meta["Requires-Python"])
+    assert [v for v in STUDENT_PYTHONS if f"{v}.0" not in spec] == [], f"Requires-Python {spec} refuses some"
+    assert "3.10.0" not in spec, "the kit's code needs 3.11"
+    assert pins == (dist / "requirements.txt").read_text(), "collabkit.versions compares against the bundle's pins"
+
+
+def test_the_colab_cell_keeps_colabs_torch_and_jupyter_and_installs_the_rest(dist):
+    text = (dist / "STUDENTS.md").read_text()
+    cell = text.split("```python\n")[1].split("```")[0]
+    install = next(line for line in cell.splitlines() if "pip install" in line)
+    pins = {
+        line.split("==")[0]: line.split("==")[1]
+        for line in (dist / "requirements.txt").read_text().splitlines()
+        if "==" in line
+    }
+    assert f"/content/{wheel_of(dist).name}" in cell and "-c /content/keep.txt" in install
+    assert "pip list --format=freeze | grep -iE '^(torch|torchvision)=='" in cell
+    for name, version in pins.items():
+        if name in COLAB_KEEP or name in COLAB_OWN:
+            assert f" {name}=" not in install and f'"{name}>' not in install, name
+        elif name == "fastai":
+            assert f" fastai=={version}" in install
+        else:
+            assert f'"{name}>={version}"' in install, name
 
 
 def test_the_wheel_holds_what_notebooks_import_and_no_grading_code(dist):
     with zipfile.ZipFile(wheel_of(dist)) as z:
         modules = sorted(n.split("/", 1)[1] for n in z.namelist() if n.startswith("collabkit/"))
         entry_points = next(z.read(n).decode() for n in z.namelist() if n.endswith("entry_points.txt"))
-    assert modules == sorted(STUDENT_MODULES + ["released.json"])  # released.json: what `collabkit check` reads
+    assert modules == sorted(
+        [*STUDENT_MODULES, "pins.txt", "released.json"]
+    )  # released.json: what `collabkit check` reads
     assert "collabkit = collabkit.student:main" in entry_points
     # What the release notebooks import from collabkit, and what that needs, transitively, is the wheel.
     package = REPO / "collabkit"
@@ -270,3 +316,35 @@ def test_handout_refuses_a_release_that_leaks_and_writes_nothing(tmp_path):
     (course / "release" / ASSIGNMENT).rename(course / "release" / "gone")
     with pytest.raises(KitError, match="holds no notebooks: run `collabkit release` first"):
         handout(Course.open(course))
+
+
+def test_with_a_course_url_the_colab_cell_installs_the_wheel_from_there(dist, tmp_path):
+    """`collabkit handout --url`: the cell's WHEEL is the published address, and pip installs from such
+    an address (served here on loopback by Python's http.server, a stand-in for the course's site)."""
+    import functools
+    import http.server
+    import threading
+
+    from collabkit.handout import students_md
+
+    wheel = wheel_of(dist).name
+    pins = (dist / "requirements.txt").read_text()
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(dist))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        text = students_md(ASSIGNMENT, wheel, f"{ASSIGNMENT}.zip", pins, url=base + "/")
+        [line] = [line for line in text.splitlines() if "WHEEL = " in line]
+        address = line.split('"')[1]
+        assert address == f"{base}/{wheel}" and "nothing to upload" in text
+        run = subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--target", tmp_path / "t", address],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert run.returncode == 0 and "Would install collabkit-" in run.stdout, run.stderr[-2000:]
