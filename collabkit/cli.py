@@ -109,6 +109,21 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    course = Course.open(args.root, args.assignment)
+    paths = write_report(course, workers=args.workers)
+    report = json.loads(paths[0].read_text())
+    print(
+        f"collabkit report: {report['students']} students, {len(report['warnings'])} warnings about tests, "
+        f"{len(report['similarity']['pairs'])} similar pairs to read"
+    )
+    for path in paths:
+        print(path)
+    return 0
+
+
 def export_lms_from_args(args) -> Path:
     from .lms import export_lms
 
@@ -242,6 +257,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="email",
         help="the roster column Moodle matches students by (default email)",
     )
+    p = command(
+        "report",
+        cmd_report,
+        "after grading (and hand-grading): item analysis, warnings about tests and similar submissions, "
+        "in exports/report.html and exports/report.json",
+        assignment=True,
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes comparing answers (default 2)")
     command(
         "handout",
         cmd_handout,

@@ -1,0 +1,157 @@
+"""`collabkit report`, its similarity part: which submissions share answer code or text beyond what everyone shares.
+
+Libraries do the engine work; this module only decides what is compared:
+- copydetect (winnowing, MOSS's algorithm) tokenises each answer cell with pygments, replaces
+  identifiers by one letter and drops comments and whitespace (`filter_code`), fingerprints the
+  result, compares two fingerprints (`compare_files`) and marks the shared parts (`highlight_overlap`).
+- datasketch's MinHash LSH finds the candidate pairs of one cell from those fingerprints, so no
+  cell is compared all-pairs.
+- Here: numbers become 0 before copydetect sees the code (same length, so the marks still fall
+  on the student's own text), free-text answers become their lowercased words, and the
+  fingerprints of the release's own code (every code cell of the released notebook: stubs, seed
+  lines, the lecture's code) and those in more than half of the class's answers to the cell are
+  removed before any comparison.
+
+A listed pair is evidence for a person to read, never a verdict.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections import Counter
+from dataclasses import dataclass
+from functools import lru_cache
+
+K = 20  # characters of filtered code (one per identifier or operator) per fingerprinted k-gram
+WINDOW = 4  # winnowing window: any run of K + WINDOW - 1 shared characters is always found
+CLASS_SHARE = 0.5  # a fingerprint in more than this share of the class's answers to a cell is everyone's
+LSH_JACCARD = 0.2  # candidate pairs: estimated Jaccard of the remaining fingerprints at least this
+NUM_PERM = 64
+THRESHOLD = 0.6  # a cell counts when the shared part covers at least this share of one answer's remaining code
+MIN_CELL = 60  # ... and is at least this many filtered characters long (two or three lines of code);
+MIN_PAIR = 200  # a pair is listed when its counted cells share at least this many filtered characters together
+THRESHOLD_BASIS = (
+    "measured by grader_tests/test_report.py on the fixture class (README, 'Reading the report'): every planted copy "
+    "(renamed variables, reordered statements, edited comments and words) scored at least 0.8 and no pair of "
+    "independently written fixture answers reached the threshold"
+)
+
+_NUMBER = re.compile(r"\d")
+_WORD = re.compile(r"[^\W\d_]+|\d+")
+
+
+@dataclass
+class Answer:
+    student: str
+    text: str  # what is shown: the student's code, or the normalised words of a free-text answer
+    fp: object  # copydetect.CodeFingerprint
+
+
+def fingerprint(text: str, kind: str):
+    """A copydetect fingerprint of one answer: code (pygments-filtered, numbers as 0) or free text (as words)."""
+    from copydetect import CodeFingerprint
+
+    if kind == "code":
+        return CodeFingerprint("answer.py", K, WINDOW, language="python", fp=io.StringIO(_NUMBER.sub("0", text)))
+    return CodeFingerprint("answer.txt", K, WINDOW, filter=False, fp=io.StringIO(words(text)))
+
+
+def words(text: str) -> str:
+    """Free text as its lowercased words, numbers as 0, one space between (punctuation and layout gone)."""
+    return " ".join("0" if w.isdigit() else w for w in _WORD.findall(text.lower()))
+
+
+def _drop(fp, hashes: set) -> None:
+    """Remove fingerprints (the release's, the class's) from one answer, as copydetect's boilerplate does."""
+    from copydetect.utils import get_token_coverage
+
+    gone = fp.hashes & hashes
+    if gone:
+        fp.hashes = fp.hashes - gone
+        for h in gone:
+            fp.hash_idx.pop(h, None)
+        fp.token_coverage = get_token_coverage(fp.hash_idx, fp.k, len(fp.filtered_code))
+
+
+@lru_cache(maxsize=4096)
+def _release_hashes(text: str, kind: str) -> frozenset:
+    return frozenset(fingerprint(text, kind).hashes)
+
+
+def cell_pairs(task: tuple) -> tuple[tuple, list[dict], dict]:
+    """One answer cell's listed pairs: `task` is ((notebook, grade_id, kind), answers, release_text); for a process pool."""
+    key, answers, release_text = task
+    return (key, *similar_pairs(answers, key[2], release_text))
+
+
+def _low32(h) -> int:
+    return int(h) & 0xFFFFFFFF
+
+
+def similar_pairs(answers: dict[str, str], kind: str, release_text: list[str]) -> tuple[list[dict], dict]:
+    """The pairs of students whose answers to one cell share code (or words) beyond the release and the class.
+
+    `answers`: student -> the cell's text; `release_text`: the released notebook's cells of the same kind.
+    Returns the listed pairs (strongest first) and counts (answers compared, candidate pairs).
+    """
+    from copydetect import compare_files
+    from copydetect.utils import highlight_overlap
+    from datasketch import MinHash, MinHashLSH
+
+    own = _prepared(answers, kind, release_text)
+    lsh = MinHashLSH(threshold=LSH_JACCARD, num_perm=NUM_PERM)
+    sketches = {}
+    for s, a in own.items():
+        m = MinHash(num_perm=NUM_PERM, seed=42, hashfunc=_low32)
+        m.update_batch(list(a.fp.hashes))
+        sketches[s] = m
+        lsh.insert(s, m)
+    candidates = {tuple(sorted((s, t))) for s, m in sketches.items() for t in lsh.query(m) if t != s}
+    pairs = []
+    for a, b in sorted(candidates):
+        overlap, (sim_a, sim_b), (slices_a, slices_b) = compare_files(own[a].fp, own[b].fp)
+        similarity = float(max(sim_a, sim_b))
+        if overlap < MIN_CELL or similarity < THRESHOLD:
+            continue
+        pairs.append(
+            dict(
+                a=a,
+                b=b,
+                similarity=round(similarity, 3),
+                shared_chars=int(overlap),
+                a_html=highlight_overlap(own[a].text, slices_a, "<mark>", "</mark>", escape_html=True)[0],
+                b_html=highlight_overlap(own[b].text, slices_b, "<mark>", "</mark>", escape_html=True)[0],
+            )
+        )
+    pairs.sort(key=lambda p: (-p["similarity"], p["a"], p["b"]))
+    return pairs, dict(compared=len(own), candidates=len(candidates))
+
+
+def _prepared(answers: dict[str, str], kind: str, release_text: list[str]) -> dict[str, Answer]:
+    """Each non-empty answer fingerprinted (each distinct text once), less the release's and the class's
+    fingerprints; those with any left."""
+    shown = dict(answers) if kind == "code" else {s: words(t) for s, t in answers.items()}
+    once = {t: fingerprint(t, kind) for t in set(answers.values()) if t.strip()}
+    fps = {s: Answer(s, shown[s], once[t]) for s, t in answers.items() if t.strip()}
+    released = set().union(*(_release_hashes(text, kind) for text in release_text))
+    counts = Counter(h for a in fps.values() for h in a.fp.hashes)
+    common = {h for h, c in counts.items() if c > CLASS_SHARE * max(len(fps), 2)}
+    for fp in once.values():
+        _drop(fp, released | common)
+    return {s: a for s, a in fps.items() if len(a.fp.hashes) >= 2}
+
+
+def pair_scores(answers: dict[str, str], kind: str, release_text: list[str]) -> dict[tuple[str, str], tuple]:
+    """Every pair's (similarity, shared characters) on one cell, all pairs, for the thresholds' measurement
+    (tests only: quadratic)."""
+    from copydetect import compare_files
+
+    own = _prepared(answers, kind, release_text)
+    names = sorted(own)
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            overlap, sims, _ = compare_files(own[a].fp, own[b].fp)
+            out[(a, b)] = (float(max(sims)), int(overlap))
+    return out
