@@ -311,8 +311,8 @@ def similarity(data: ClassData, workers: int = 2) -> dict:
         (key, answers, data.release_text.get((key[0], key[2]), []))
         for key, answers in sorted(data.answers.items(), key=lambda kv: -sum(map(len, kv[1].values())))
     ]
-    if workers > 1 and len(tasks) > 1:  # each cell whole in one process: copydetect's hashes are per process
-        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context("forkserver")) as pool:
+    if workers > 1 and len(tasks) > 1:  # each cell whole in one forked process (copydetect hashes with hash())
+        with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context("fork")) as pool:
             results = list(pool.map(cell_pairs, tasks))
     else:
         results = [cell_pairs(t) for t in tasks]
@@ -405,12 +405,13 @@ def plots(report: dict, data: ClassData) -> dict[str, str]:
         ylabel="discrimination (r with the rest of the total)",
         title="Every graded cell (red: nobody passed, or r <= 0; no variance plotted at r = 0)",
         xlim=(-0.05, 1.1),
+        ylim=(-1.05, 1.05),
     )
     keep("difficulty_discrimination", fig)
 
     names = sorted(data.runs)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 3.4))
-    a1.boxplot([[s for s, _ in data.runs[n] if s is not None] or [0] for n in names], vert=False)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 3.4), gridspec_kw={"wspace": 0.55})
+    a1.boxplot([[s for s, _ in data.runs[n] if s is not None] or [0] for n in names], orientation="horizontal")
     a1.set_yticks(range(1, len(names) + 1), names, fontsize=7)
     a1.set(xlabel="seconds per student", title="Grading time per notebook")
     statuses = sorted({st for n in names for _, st in data.runs[n]})

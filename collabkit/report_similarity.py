@@ -32,9 +32,10 @@ THRESHOLD = 0.6  # a cell counts when the shared part covers at least this share
 MIN_CELL = 60  # ... and is at least this many filtered characters long (two or three lines of code);
 MIN_PAIR = 200  # a pair is listed when its counted cells share at least this many filtered characters together
 THRESHOLD_BASIS = (
-    "measured by grader_tests/test_report.py on the fixture class (README, 'Reading the report'): every planted copy "
-    "(renamed variables, reordered statements, edited comments and words) scored at least 0.8 and no pair of "
-    "independently written fixture answers reached the threshold"
+    "measured by grader_tests/test_report.py over all pairs of a 34-student class built from the fixture tables: "
+    "the six planted copy pairs (variables renamed, statements reordered, comments and words edited) share "
+    "1199 to 1656 filtered characters in cells at 0.6 or more, every one of them at 1.0 in its strongest cell; "
+    "the most any pair of independently written fixture answers shares is 104"
 )
 
 _NUMBER = re.compile(r"\d")

@@ -181,6 +181,7 @@ def _write_student(course, student, plan, release, answers, text, rng) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     record = StudentRecord(student, graded_at="2026-12-07T12:00:00+00:00", seconds=0.0)
     hand = {}
+    weak = sum(bool(f) and f in expected_losses(s) for s, (f, _) in plan.items()) >= 3
     for stem, (fixture, replaced) in plan.items():
         name = f"{stem}.ipynb"
         cells = dict(answers[stem])
@@ -211,7 +212,7 @@ def _write_student(course, student, plan, release, answers, text, rng) -> dict:
             graded.insert(1, (broken, BROKEN, 1.0, False))
         for cell, gid, points, manual in graded:
             if manual:
-                hand[(student, name, gid)] = (_hand_score(cells.get(gid, ""), points), points)
+                hand[(student, name, gid)] = (_hand_score(cells.get(gid, ""), points, weak), points)
                 record.cells.append(CellResult(name, gid, points, None, "needs_manual_grade"))
                 continue
             score = 0.0 if gid == BROKEN else losses.get(gid, points)
@@ -237,11 +238,12 @@ def _write_student(course, student, plan, release, answers, text, rng) -> dict:
     return hand
 
 
-def _hand_score(answer: str, points: float) -> float:
-    """What a grader gave: nothing for an unanswered cell, half for a short answer, full otherwise."""
+def _hand_score(answer: str, points: float, weak: bool) -> float:
+    """What a grader gave: nothing for an unanswered cell, half to a student with mistakes in three notebooks or
+    more (or a short answer), full otherwise."""
     if not answer.strip() or "YOUR ANSWER HERE" in answer:
         return 0.0
-    return points if len(answer) > 120 else points / 2
+    return points / 2 if weak or len(answer) < 80 else points
 
 
 def write_gradebook(course: Path, hand: dict) -> None:
