@@ -51,6 +51,8 @@ def cmd_bench(args) -> int:
         reps=args.reps,
         quick=args.quick,
         out=Path(args.out) if args.out else course.root / "bench" / "results.json",
+        report_students=args.report_students,
+        report_only=args.report_only,
     )
     return 0
 
@@ -195,6 +197,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quick", action="store_true", help="one notebook, 2 submissions, once: checks that it runs")
     p.add_argument("--out", help="where to write the figures (default: bench/results.json in the course)")
+    p.add_argument(
+        "--report-students",
+        type=int,
+        default=1000,
+        help="students in the class `collabkit report` is timed on (default 1000)",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="time only `collabkit report` on a written class (no grading); its figures go into --out",
+    )
     p = command(
         "grade",
         cmd_grade,

@@ -6,28 +6,34 @@ Libraries do the engine work; this module only decides what is compared:
   result, compares two fingerprints (`compare_files`) and marks the shared parts (`highlight_overlap`).
 - datasketch's MinHash LSH finds the candidate pairs of one cell from those fingerprints, so no
   cell is compared all-pairs.
-- Here: numbers become 0 before copydetect sees the code (same length, so the marks still fall
-  on the student's own text), free-text answers become their lowercased words, and the
-  fingerprints of the release's own code (every code cell of the released notebook: stubs, seed
-  lines, the lecture's code) and those in more than half of the class's answers to the cell are
-  removed before any comparison.
+- Here, the notebook side: per answer cell, the lines the release holds (every code cell of the
+  released notebook: stubs, seed lines, the lecture's code) and the lines more than half of the
+  class wrote alike are dropped before copydetect sees an answer (which also keeps pygments off
+  most of a class's text); numbers become 0 (same length, so the marks still fall on the
+  student's own text); free-text answers become their lowercased words. Then the fingerprints of
+  the release's code and those in more than half of the class's answers (the same code, renamed)
+  are removed too.
 
 A listed pair is evidence for a person to read, never a verdict.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import re
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 K = 20  # characters of filtered code (one per identifier or operator) per fingerprinted k-gram
 WINDOW = 4  # winnowing window: any run of K + WINDOW - 1 shared characters is always found
 CLASS_SHARE = 0.5  # a fingerprint in more than this share of the class's answers to a cell is everyone's
 LSH_JACCARD = 0.2  # candidate pairs: estimated Jaccard of the remaining fingerprints at least this
 NUM_PERM = 64
+COMMON_TEXTS = 5  # how many of the most frequent arrangements of the class's common lines are fingerprinted
 THRESHOLD = 0.6  # a cell counts when the shared part covers at least this share of one answer's remaining code
 MIN_CELL = 60  # ... and is at least this many filtered characters long (two or three lines of code);
 MIN_PAIR = 200  # a pair is listed when its counted cells share at least this many filtered characters together
@@ -46,16 +52,47 @@ _WORD = re.compile(r"[^\W\d_]+|\d+")
 class Answer:
     student: str
     text: str  # what is shown: the student's code, or the normalised words of a free-text answer
-    fp: object  # copydetect.CodeFingerprint
+    fp: object  # copydetect.CodeFingerprint of the answer's own lines
+    where: np.ndarray  # where each character of those lines sits in `text`
 
 
 def fingerprint(text: str, kind: str):
-    """A copydetect fingerprint of one answer: code (pygments-filtered, numbers as 0) or free text (as words)."""
+    """A copydetect fingerprint of one answer: code (pygments-filtered, numbers as 0) or free text (already words)."""
     from copydetect import CodeFingerprint
 
     if kind == "code":
         return CodeFingerprint("answer.py", K, WINDOW, language="python", fp=io.StringIO(_NUMBER.sub("0", text)))
-    return CodeFingerprint("answer.txt", K, WINDOW, filter=False, fp=io.StringIO(words(text)))
+    return CodeFingerprint("answer.txt", K, WINDOW, filter=False, fp=io.StringIO(text))
+
+
+GAP = "\n?\n"  # stands for dropped lines: a token pygments keeps as it is, and no Python answer holds
+
+
+def own_lines(text: str, common: set[str]) -> tuple[str, np.ndarray]:
+    """The answer less its blank and comment lines and the lines in `common` (the release's, and those most
+    of the class wrote alike), a GAP where lines were dropped, and where each remaining character sits in
+    `text`. Fingerprints across a GAP are dropped later (`_gap_hashes`): lines never join across one."""
+    kept, where, pos, gap = [], [], 0, False
+    for line in text.splitlines(keepends=True):
+        key = line.strip()
+        if key and not key.startswith("#") and key not in common:
+            if gap and kept:
+                kept.append(GAP)
+                where.extend([pos] * len(GAP))
+            kept.append(line if line.endswith("\n") else line + "\n")
+            where.extend(range(pos, pos + len(line)))
+            where.extend([pos + len(line) - 1] * (not line.endswith("\n")))
+            gap = False
+        elif key:
+            gap = True
+        pos += len(line)
+    return "".join(kept), np.array([*where, pos], dtype=np.int64)
+
+
+def _gap_hashes(fp) -> set:
+    """The fingerprints of k-grams that span a GAP (copydetect hashes k-grams of its filtered code with hash())."""
+    code, k = fp.filtered_code, fp.k
+    return {hash(code[i : i + k]) for i in range(len(code) - k + 1) if "?" in code[i : i + k]} if "?" in code else set()
 
 
 def words(text: str) -> str:
@@ -77,7 +114,7 @@ def _drop(fp, hashes: set) -> None:
 
 @lru_cache(maxsize=4096)
 def _release_hashes(text: str, kind: str) -> frozenset:
-    return frozenset(fingerprint(text, kind).hashes)
+    return frozenset(fingerprint(text if kind == "code" else words(text), kind).hashes)
 
 
 def cell_pairs(task: tuple) -> tuple[tuple, list[dict], dict]:
@@ -97,14 +134,13 @@ def similar_pairs(answers: dict[str, str], kind: str, release_text: list[str]) -
     Returns the listed pairs (strongest first) and counts (answers compared, candidate pairs).
     """
     from copydetect import compare_files
-    from copydetect.utils import highlight_overlap
     from datasketch import MinHash, MinHashLSH
 
     own = _prepared(answers, kind, release_text)
     lsh = MinHashLSH(threshold=LSH_JACCARD, num_perm=NUM_PERM)
-    sketches = {}
+    sketches, first = {}, MinHash(num_perm=NUM_PERM, seed=42, hashfunc=_low32)
     for s, a in own.items():
-        m = MinHash(num_perm=NUM_PERM, seed=42, hashfunc=_low32)
+        m = MinHash(NUM_PERM, 42, _low32, permutations=first.permutations, scheme=first.scheme)
         m.update_batch(list(a.fp.hashes))
         sketches[s] = m
         lsh.insert(s, m)
@@ -121,25 +157,51 @@ def similar_pairs(answers: dict[str, str], kind: str, release_text: list[str]) -
                 b=b,
                 similarity=round(similarity, 3),
                 shared_chars=int(overlap),
-                a_html=highlight_overlap(own[a].text, slices_a, "<mark>", "</mark>", escape_html=True)[0],
-                b_html=highlight_overlap(own[b].text, slices_b, "<mark>", "</mark>", escape_html=True)[0],
+                a_html=_marked(own[a], slices_a),
+                b_html=_marked(own[b], slices_b),
             )
         )
     pairs.sort(key=lambda p: (-p["similarity"], p["a"], p["b"]))
     return pairs, dict(compared=len(own), candidates=len(candidates))
 
 
+def _marked(answer: Answer, slices) -> str:
+    """The answer as HTML with the shared parts (slices of its own lines) marked where they sit in the answer."""
+    from copydetect.utils import highlight_overlap
+
+    slices = np.asarray(slices, dtype=np.int64)
+    if slices.size == 0:
+        return html.escape(answer.text)
+    where = answer.where
+    back = np.array(
+        [where[np.clip(slices[0], 0, len(where) - 1)], where[np.clip(slices[1] - 1, 0, len(where) - 1)] + 1]
+    )
+    return highlight_overlap(answer.text, back, "<mark>", "</mark>", escape_html=True)[0]
+
+
 def _prepared(answers: dict[str, str], kind: str, release_text: list[str]) -> dict[str, Answer]:
     """Each non-empty answer fingerprinted (each distinct text once), less the release's and the class's
     fingerprints; those with any left."""
-    shown = dict(answers) if kind == "code" else {s: words(t) for s, t in answers.items()}
-    once = {t: fingerprint(t, kind) for t in set(answers.values()) if t.strip()}
-    fps = {s: Answer(s, shown[s], once[t]) for s, t in answers.items() if t.strip()}
+    answers = {s: t for s, t in answers.items() if t.strip()}
+    if kind == "code":
+        released_lines = {line.strip() for text in release_text for line in text.splitlines()}
+        counts = Counter(line for t in answers.values() for line in {x.strip() for x in t.splitlines()})
+        common = released_lines | {line for line, c in counts.items() if c > CLASS_SHARE * max(len(answers), 2)}
+        shown, reduced = dict(answers), {s: own_lines(t, common) for s, t in answers.items()}
+        # The class's common code as most answers hold it (in order), so that the same code renamed or
+        # commented differently is dropped below with the release's
+        held = Counter("\n".join(x for x in t.splitlines() if x.strip() in common) for t in answers.values())
+        release_text = [*release_text, *(t for t, _ in held.most_common(COMMON_TEXTS) if t)]
+    else:
+        shown = {s: words(t) for s, t in answers.items()}
+        reduced = {s: (t, np.arange(len(t) + 1)) for s, t in shown.items()}
+    once = {r: fingerprint(r, kind) for r, _ in reduced.values() if r.strip()}
+    fps = {s: Answer(s, shown[s], once[r], where) for s, (r, where) in reduced.items() if r.strip()}
     released = set().union(*(_release_hashes(text, kind) for text in release_text))
     counts = Counter(h for a in fps.values() for h in a.fp.hashes)
     common = {h for h, c in counts.items() if c > CLASS_SHARE * max(len(fps), 2)}
     for fp in once.values():
-        _drop(fp, released | common)
+        _drop(fp, released | common | _gap_hashes(fp))
     return {s: a for s, a in fps.items() if len(a.fp.hashes) >= 2}
 
 

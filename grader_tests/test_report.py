@@ -122,7 +122,7 @@ def test_the_thresholds_separate_planted_copies_from_independent_answers(classro
     course, planted, _ = classroom
     data = load(Course.open(course))
     shared = {}
-    for (name, gid, kind), answers in data.answers.items():
+    for (name, _gid, kind), answers in data.answers.items():
         for pair, (similarity, chars) in pair_scores(answers, kind, data.release_text[(name, kind)]).items():
             if similarity >= THRESHOLD and chars >= MIN_CELL:
                 shared[pair] = shared.get(pair, 0) + chars
