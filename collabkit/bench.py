@@ -510,7 +510,8 @@ def table(r: dict) -> str:
         lines += [
             "",
             f"collabkit report on {rep['students']} graded students ({rep['answer_cells']} answer cells, "
-            f"{rep['workers']} workers): {rep['wall_s']:.1f} s; {rep['candidate_pairs']} candidate pairs compared "
+            f"{rep['workers']} workers): {rep['wall_s']:.1f} s, {rep['cpu_s']:.1f} s of CPU; {rep['candidate_pairs']} "
+            f"candidate pairs compared "
             f"of {rep['all_pairs']}; planted copies found {rep['planted_found']} of {rep['planted_pairs']}, "
             f"other pairs listed {rep['other_pairs_listed']}.",
         ]

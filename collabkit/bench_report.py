@@ -12,8 +12,10 @@ figure also says whether they were found.
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -111,6 +113,12 @@ def write_class(course: Course, where: Path, n: int, seed: int = 42, copies: int
     return {tuple(sorted(p)) for p in planted.items()}
 
 
+def _cpu() -> float:
+    """User + system seconds of this process and its reaped children (the report's worker processes)."""
+    me, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + children.ru_utime + children.ru_stime
+
+
 def time_report(course: Course, n: int = 1000, workers: int = 2) -> dict:
     """Write a class of `n` students and time `collabkit report` on it (the class's writing is not timed)."""
     import tempfile
@@ -122,9 +130,9 @@ def time_report(course: Course, n: int = 1000, workers: int = 2) -> dict:
         t0 = time.perf_counter()
         planted = write_class(course, where, n)
         written = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, cpu0 = time.perf_counter(), _cpu()
         json_path, _ = write_report(Course.open(where, course.assignment), workers=workers)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _cpu() - cpu0
         report = json.loads(json_path.read_text())
     found = {(p["a"], p["b"]) for p in report["similarity"]["pairs"]}
     compared = report["similarity"]["cells"].values()
@@ -132,6 +140,8 @@ def time_report(course: Course, n: int = 1000, workers: int = 2) -> dict:
         students=n,
         workers=workers,
         wall_s=round(wall, 1),
+        cpu_s=round(cpu, 1),
+        loadavg_after=[round(x, 2) for x in os.getloadavg()],
         class_written_s=round(written, 1),
         answer_cells=len(report["similarity"]["cells"]),
         candidate_pairs=sum(c["candidates"] for c in compared),
@@ -141,7 +151,7 @@ def time_report(course: Course, n: int = 1000, workers: int = 2) -> dict:
         other_pairs_listed=len(found - planted),
     )
     print(
-        f"  collabkit report, {n} students, {workers} workers: {result['wall_s']} s "
+        f"  collabkit report, {n} students, {workers} workers: {result['wall_s']} s, {result['cpu_s']} s of CPU "
         f"({result['candidate_pairs']} candidate pairs compared of {result['all_pairs']}; "
         f"planted copies found {result['planted_found']}/{result['planted_pairs']}, "
         f"other pairs listed {result['other_pairs_listed']})",

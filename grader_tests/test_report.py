@@ -158,6 +158,21 @@ def test_an_unreadable_record_is_named_and_the_rest_reported(tmp_path):
     assert COPIES[0] not in report["totals"] and SOURCE in report["totals"]
 
 
+def test_the_bench_part_times_the_report_on_a_written_class(capsys):
+    """`collabkit bench`'s report part, on 40 students instead of 1,000: its figures, not its speed."""
+    from harness import REPO
+
+    from collabkit.bench_report import time_report
+
+    result = time_report(Course.open(REPO), n=40)
+    assert result["students"] == 40 and result["wall_s"] > 0 and result["answer_cells"] > 20
+    assert result["planted_found"] == result["planted_pairs"] == 10
+    assert result["other_pairs_listed"] == 0
+    assert 0 < result["candidate_pairs"] < result["all_pairs"]
+    assert "collabkit report, 40 students" in capsys.readouterr().out
+
+
+@pytest.mark.slow  # Chromium, as the formgrader test (CI installs it)
 def test_the_report_opens_in_headless_chromium_and_its_plots_render(classroom, tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
