@@ -311,7 +311,7 @@ def similarity(data: ClassData, workers: int = 2) -> dict:
         (key, answers, data.release_text.get((key[0], key[2]), []))
         for key, answers in sorted(data.answers.items(), key=lambda kv: -sum(map(len, kv[1].values())))
     ]
-    if workers > 1 and len(tasks) > 1:  # each cell whole in one forked process (copydetect hashes with hash())
+    if workers > 1 and len(tasks) > 1:
         with ProcessPoolExecutor(min(workers, len(tasks)), mp_context=get_context("fork")) as pool:
             results = list(pool.map(cell_pairs, tasks))
     else:

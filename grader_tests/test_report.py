@@ -134,6 +134,27 @@ def test_the_thresholds_separate_planted_copies_from_independent_answers(classro
     assert top[1] < MIN_PAIR <= min(copies.values())
 
 
+def test_a_failure_message_is_the_error_else_the_last_stderr_line():
+    from collabkit.report import _message
+
+    error = {"outputs": [{"output_type": "error", "ename": "AssertionError", "evalue": "got 3\nmore", "traceback": []}]}
+    stderr = {
+        "outputs": [{"output_type": "stream", "name": "stderr", "text": ["warn 1\n", "too slow: 12.5 s\n", "\n"]}]
+    }
+    assert _message(error) == "AssertionError: got 3"
+    assert _message(stderr) == "too slow: 12.5 s"
+    assert _message({"outputs": [{"output_type": "stream", "name": "stdout", "text": "fine"}]}) is None
+
+
+def test_common_lines_leave_a_gap_that_no_fingerprint_spans():
+    from collabkit.report_similarity import GAP, own_lines
+
+    text = "a = 1\nshared = load()\n# a comment\nb = a + 2\n"
+    kept, where = own_lines(text, {"shared = load()"})
+    assert kept == "a = 1\n" + GAP + "b = a + 2\n"
+    assert text[where[kept.index("b")]] == "b" and len(where) == len(kept) + 1
+
+
 def test_free_text_is_compared_as_words():
     assert words("Weight-decay: keeps the  weights SMALL (wd=0.1).") == "weight decay keeps the weights small wd 0 0"
 
