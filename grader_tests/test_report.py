@@ -5,6 +5,8 @@ difficulty and discrimination match the values computed here by hand, and the pa
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -205,7 +207,7 @@ def test_the_report_opens_in_headless_chromium_and_its_plots_render(classroom, t
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": 1300, "height": 1000})
+            page = browser.new_page(viewport={"width": 1250, "height": 1500})
             page.on("request", lambda r: requests.append(r.url))
             page.goto(page_path.as_uri())
             page.wait_for_load_state("load")
@@ -221,4 +223,6 @@ def test_the_report_opens_in_headless_chromium_and_its_plots_render(classroom, t
         finally:
             browser.close()
     assert requests and all(u.startswith(("file:", "data:")) for u in requests), "the report needs no network"
+    if os.environ.get("COLLABKIT_SCREENSHOTS"):  # refresh the README's picture: COLLABKIT_SCREENSHOTS=docs
+        shutil.copy(shot, Path(os.environ["COLLABKIT_SCREENSHOTS"]) / "report.png")
     assert len(report["similarity"]["pairs"]) == len(COPIES) * (len(COPIES) + 1) // 2
