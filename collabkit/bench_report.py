@@ -93,7 +93,7 @@ def write_class(course: Course, where: Path, n: int, seed: int = 42, copies: int
                 if meta.get("grade"):
                     points = float(meta.get("points", 0))
                     if meta.get("solution"):
-                        record.cells.append(CellResult(name, gid, points, None, "needs_manual_grade"))
+                        record.cells.append(CellResult(name[:-6], gid, points, None, "needs_manual_grade"))
                         continue
                     passed = rng.random() < 0.4 + 0.6 * ability
                     score = points if passed else 0.0
@@ -102,9 +102,10 @@ def write_class(course: Course, where: Path, n: int, seed: int = 42, copies: int
                             {"output_type": "error", "ename": "AssertionError", "traceback": [],
                              "evalue": f"expected {rng.uniform(0, 5):.3f}, got {rng.uniform(0, 5):.3f}"}
                         ]  # fmt: skip
-                    record.cells.append(CellResult(name, gid, points, score, "passed" if passed else "failed"))
+                    status = "passed" if passed else "failed"
+                    record.cells.append(CellResult(name[:-6], gid, points, score, status))
             (folder / name).write_text(json.dumps(nb))
-            record.notebooks[name] = NotebookResult(
+            record.notebooks[name[:-6]] = NotebookResult(  # grading.json names notebooks by their stem
                 status=Status.NEEDS_MANUAL_GRADE, run_status="ok", seconds=round(rng.uniform(5, 60), 1)
             )
         record.status = Status.NEEDS_MANUAL_GRADE

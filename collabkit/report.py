@@ -53,6 +53,11 @@ class ClassData:
     unreadable: list[str] = field(default_factory=list)
 
 
+def _ipynb(name: str) -> str:
+    """A notebook's file name: grading.json and the gradebook name notebooks by their stem."""
+    return name if name.endswith(".ipynb") else f"{name}.ipynb"
+
+
 def _cells_of(nb: dict) -> list[dict]:
     return [c for c in nb.get("cells", []) if isinstance(c, dict)]
 
@@ -103,7 +108,7 @@ def load(course: Course) -> ClassData:
             continue
         data.students.append(student)
         for c in record.cells:
-            cell = (c.notebook, c.grade_id)
+            cell = (_ipynb(c.notebook), c.grade_id)
             if cell not in data.points:
                 data.points[cell] = c.max_score or 0.0
                 data.cells.append(cell)
@@ -112,11 +117,12 @@ def load(course: Course) -> ClassData:
             data.statuses[cell][student] = str(c.status)
         if record.previous:
             data.before[student] = {
-                tuple(k.split("/", 1)): v for k, v in (record.previous[0].get("cells") or {}).items()
+                (_ipynb(k.split("/", 1)[0]), k.split("/", 1)[-1]): v
+                for k, v in (record.previous[0].get("cells") or {}).items()
             }
-        for name, nbr in record.notebooks.items():
-            data.runs[name].append((nbr.seconds, str(nbr.status)))
-        for name in record.notebooks:
+        for name, nbr in record.notebooks.items():  # grading.json names notebooks without .ipynb
+            data.runs[_ipynb(name)].append((nbr.seconds, str(nbr.status)))
+            name = _ipynb(name)
             _read_executed(data, student, name, folder / name, course.submitted(student) / name)
     data.cells.sort(key=lambda c: order.get(c, (c[0], math.inf)))
     _hand_grades(course, data)

@@ -213,7 +213,7 @@ def _write_student(course, student, plan, release, answers, text, rng) -> dict:
         for cell, gid, points, manual in graded:
             if manual:
                 hand[(student, name, gid)] = (_hand_score(cells.get(gid, ""), points, weak), points)
-                record.cells.append(CellResult(name, gid, points, None, "needs_manual_grade"))
+                record.cells.append(CellResult(stem, gid, points, None, "needs_manual_grade"))
                 continue
             score = 0.0 if gid == BROKEN else losses.get(gid, points)
             status = "passed" if score >= points else ("failed" if score == 0 else "partial")
@@ -222,15 +222,16 @@ def _write_student(course, student, plan, release, answers, text, rng) -> dict:
                     {"output_type": "error", "ename": "AssertionError", "evalue": _message(gid, rng)[16:],
                      "traceback": []}
                 ]  # fmt: skip
-            record.cells.append(CellResult(name, gid, points, score, status))
+            record.cells.append(CellResult(stem, gid, points, score, status))
         (out / name).write_text(json.dumps(nb))
         seconds = round(rng.uniform(5, 60), 1)
-        record.notebooks[name] = NotebookResult(status=Status.NEEDS_MANUAL_GRADE, run_status="ok", seconds=seconds)
+        # grading.json names notebooks by their stem
+        record.notebooks[stem] = NotebookResult(status=Status.NEEDS_MANUAL_GRADE, run_status="ok", seconds=seconds)
         record.seconds += seconds
     record.status = Status.NEEDS_MANUAL_GRADE
     before = {f"{c.notebook}/{c.grade_id}": c.score for c in record.cells}
     if sum(map(ord, student)) % 3 == 0:  # the regrade that fixed REGRADED changed a third of the class
-        before[f"02_dot_product.ipynb/{REGRADED}"] = 0.0 if before[f"02_dot_product.ipynb/{REGRADED}"] else 1.0
+        before[f"02_dot_product/{REGRADED}"] = 0.0 if before[f"02_dot_product/{REGRADED}"] else 1.0
     record.previous = [{"graded_at": "2026-12-06T12:00:00+00:00", "score": None, "status": "graded", "cells": before}]
     record.score = sum(c.score or 0 for c in record.cells)
     record.max_score = sum(c.max_score or 0 for c in record.cells)

@@ -226,3 +226,27 @@ def test_the_report_opens_in_headless_chromium_and_its_plots_render(classroom, t
     if os.environ.get("COLLABKIT_SCREENSHOTS"):  # refresh the README's picture: COLLABKIT_SCREENSHOTS=docs
         shutil.copy(shot, Path(os.environ["COLLABKIT_SCREENSHOTS"]) / "report.png")
     assert len(report["similarity"]["pairs"]) == len(COPIES) * (len(COPIES) + 1) // 2
+
+
+def test_the_report_reads_what_real_grading_wrote(graded_copy):
+    """End to end on the toy course the kit really graded (conftest's batch: crashed, timed-out, unreadable,
+    tampered ... submissions): the statuses and failure messages come from grading.json and the executed
+    notebooks as `collabkit grade` wrote them."""
+    from collections import Counter
+
+    from bad_submissions import BAD
+
+    assert main(["report", "--root", str(graded_copy), "--workers", "1"]) == 0
+    report = json.loads((graded_copy / "exports" / "report.json").read_text())
+    assert report["students"] == len(BAD) and not report["unreadable_records"]
+    double = next(c for c in report["cells"] if c["grade_id"] == "test_double")
+    expected = Counter(cells.get("test_double", (0, "passed"))[1] for _, _, cells in BAD.values())
+    assert double["statuses"] == dict(sorted(expected.items()))
+    failed = expected["failed"] + expected["timed_out"]
+    assert double["messages"] and sum(m["students"] for m in double["messages"]) <= failed
+    assert double["difficulty"] == pytest.approx(
+        sum(cells.get("test_double", (2,))[0] for _, _, cells in BAD.values()) / 2 / len(BAD), abs=1e-4
+    )
+    statuses = report["notebooks"]["toy.ipynb"]["statuses"]
+    assert statuses.get("crashed") and statuses.get("timed_out") and statuses.get("unreadable")
+    assert (graded_copy / "exports" / "report.html").read_text().count("<img class='plot'") == 3
