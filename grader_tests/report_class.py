@@ -20,6 +20,7 @@ import ast
 import json
 import random
 import shutil
+import warnings
 from pathlib import Path
 
 from harness import FIXTURES, REPO, expected_losses, fixture_module
@@ -251,7 +252,12 @@ def write_gradebook(course: Path, hand: dict) -> None:
     """The hand grades, entered in the gradebook as formgrader enters them."""
     from nbgrader.api import Gradebook
 
-    with nbgrader_tools(), Gradebook(f"sqlite:///{course / 'gradebook.db'}", "collab-kit") as gb:
+    with (
+        nbgrader_tools(),
+        warnings.catch_warnings(),
+        Gradebook(f"sqlite:///{course / 'gradebook.db'}", "collab-kit") as gb,
+    ):
+        warnings.simplefilter("ignore")  # nbgrader's own add_submission trips SQLAlchemy's autoflush warnings
         gb.update_or_create_assignment(ASSIGNMENT)
         cells = {(nb, gid): points for (_, nb, gid), (_, points) in hand.items()}
         for (nb, gid), points in cells.items():
