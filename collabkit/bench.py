@@ -367,7 +367,27 @@ def time_dask_overhead(home: Course, reps: int) -> dict:
     return out
 
 
-def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = False) -> dict:
+def run(
+    course: Course,
+    out: Path,
+    n: int = 8,
+    reps: int = 3,
+    quick: bool = False,
+    report_students: int = 1000,
+    report_only: bool = False,
+) -> dict:
+    from .bench_report import time_report
+
+    if report_only:  # `collabkit report` on a written class of `report_students`: no grading, no reference needed
+        result = {"when": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "quick": quick, "machine": machine()}
+        print(
+            f"collabkit bench (report only) on {result['machine']['cores']} cores, load "
+            f"{result['machine']['loadavg_at_start']}",
+            flush=True,
+        )
+        result["report"] = time_report(course, n=50 if quick else report_students)
+        _merge(out, result, "report")
+        return result
     if not course.reference.is_file():
         raise KitError(f"{course.reference} is missing: run `collabkit reference` first")
     names = course.notebooks()
@@ -390,10 +410,20 @@ def run(course: Course, out: Path, n: int = 8, reps: int = 3, quick: bool = Fals
     result["grading"] = time_grading(course, names, n, reps, workers=[1, 2])
     print("Dask's overhead:", flush=True)
     result["dask_overhead"] = time_dask_overhead(course, max(reps, 3))
+    print("collabkit report:", flush=True)
+    result["report"] = time_report(course, n=50 if quick else report_students)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(table(result))
     return result
+
+
+def _merge(out: Path, result: dict, key: str) -> None:
+    """Write one part's figures into results.json, keeping the other parts' figures there."""
+    old = json.loads(out.read_text()) if out.is_file() else {}
+    old[key] = dict(result[key], when=result["when"], machine=result["machine"])
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(old, indent=2) + "\n")
 
 
 def cell_split(notebooks: dict, at_least: float = 0.5) -> list[str]:
@@ -475,6 +505,16 @@ def table(r: dict) -> str:
                 f"| one submission, {kernels} kernels, start to grades written | {v['wall_s']:.1f} s | | | "
                 f"{v['cpu_s']:.0f} s | {v['peak_rss_mb']:.0f} MB | {v['peak_worker_pss_mb']:.0f} MB | |"
             )
+    rep = r.get("report")
+    if rep:
+        lines += [
+            "",
+            f"collabkit report on {rep['students']} graded students ({rep['answer_cells']} answer cells, "
+            f"{rep['workers']} workers): {rep['wall_s']:.1f} s, {rep['cpu_s']:.1f} s of CPU; {rep['candidate_pairs']} "
+            f"candidate pairs compared "
+            f"of {rep['all_pairs']}; planted copies found {rep['planted_found']} of {rep['planted_pairs']}, "
+            f"other pairs listed {rep['other_pairs_listed']}.",
+        ]
     d = r.get("dask_overhead")
     if d:
         lines += [

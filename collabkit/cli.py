@@ -57,6 +57,8 @@ def cmd_bench(args) -> int:
         reps=args.reps,
         quick=args.quick,
         out=out,
+        report_students=args.report_students,
+        report_only=args.report_only,
     )
     return 0
 
@@ -112,6 +114,21 @@ def cmd_export(args) -> int:
         print(path)
     if args.roster or args.format:  # issue 11: grades into the LMS
         print(export_lms_from_args(args))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import write_report
+
+    course = Course.open(args.root, args.assignment)
+    paths = write_report(course, workers=args.workers)
+    report = json.loads(paths[0].read_text())
+    print(
+        f"collabkit report: {report['students']} students, {len(report['warnings'])} warnings about tests, "
+        f"{len(report['similarity']['pairs'])} similar pairs to read"
+    )
+    for path in paths:
+        print(path)
     return 0
 
 
@@ -205,6 +222,17 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="only the grids behind the notebooks' hints (02 beat-the-lecture, 04 neural), merged into the file",
     )
+    p.add_argument(
+        "--report-students",
+        type=int,
+        default=1000,
+        help="students in the class `collabkit report` is timed on (default 1000)",
+    )
+    p.add_argument(
+        "--report-only",
+        action="store_true",
+        help="time only `collabkit report` on a written class (no grading); its figures go into --out",
+    )
     p = command(
         "grade",
         cmd_grade,
@@ -267,6 +295,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="email",
         help="the roster column Moodle matches students by (default email)",
     )
+    p = command(
+        "report",
+        cmd_report,
+        "after grading (and hand-grading): item analysis, warnings about tests and similar submissions, "
+        "in exports/report.html and exports/report.json",
+        assignment=True,
+    )
+    p.add_argument("--workers", type=int, default=2, help="processes comparing answers (default 2)")
     p = command(
         "handout",
         cmd_handout,

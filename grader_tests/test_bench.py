@@ -38,6 +38,8 @@ def test_quick_bench_runs_and_writes_every_figure(tmp_path):
         assert grading[mode]["cpu_s_per_student"] > 0, "CPU seconds include the kernels (reaped grandchildren)"
         assert grading[mode]["peak_worker_pss_mb"] > 0, mode  # a kernel, two levels below the bench
     assert "speedup_vs_nbgrader" in grading["collabkit --workers=2"]
+    report = result["report"]  # `collabkit report` on a written class (50 students in quick mode)
+    assert report["students"] == 50 and report["wall_s"] > 0 and report["planted_found"] == report["planted_pairs"]
     assert "| one submission, warm kernels, start to grades written |" in run.stdout
     assert "| solution notebook |" in run.stdout and "vs nbgrader" in run.stdout
     assert "| 01_data.ipynb |" in run.stdout.split("cells of 0.5 s or more")[1]  # the cell-level split

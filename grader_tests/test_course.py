@@ -65,7 +65,16 @@ def test_the_kit_settings_sit_on_top_of_the_course_and_keep_its_timeout(tmp_path
 
 
 def test_commands_outside_a_course_end_in_one_line(tmp_path):
-    for command in (["release"], ["reference"], ["grade"], ["feedback"], ["export"], ["demo"], ["bench", "--quick"]):
+    for command in (
+        ["release"],
+        ["reference"],
+        ["grade"],
+        ["feedback"],
+        ["export"],
+        ["report"],
+        ["demo"],
+        ["bench", "--quick"],
+    ):
         run = subprocess.run(
             [sys.executable, "-m", "collabkit", *command], cwd=tmp_path, capture_output=True, text=True
         )
