@@ -211,6 +211,11 @@ def ensure_movielens(quiet: bool = False) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".ml-100k-", dir=parent))
+        # mkdtemp makes it 0700: as a folder of its own it gets the umask's mode, so a shared
+        # FASTAI_HOME (one `collabkit data` for every user of a JupyterHub) is readable by all.
+        umask = os.umask(0o022)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
     except OSError as err:
         raise DataError(
             f"Cannot write to {parent} ({err.strerror}). Set FASTAI_HOME to a writable "

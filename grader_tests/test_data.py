@@ -166,6 +166,21 @@ def test_unwritable_fastai_home_fails_clearly(tmp_path, wheel_cache):
     assert run.stderr.count("\n") == 1, "one clear sentence, no traceback"
 
 
+def test_shared_fastai_home_is_readable_by_every_user(tmp_path, wheel_cache):
+    """One `collabkit data` into a shared FASTAI_HOME serves every user: the folder gets the umask's
+    mode (0755 under umask 022), not mkdtemp's private 0700."""
+    run = subprocess.run(
+        ["sh", "-c", 'umask 022 && exec "$0" -m collabkit data', sys.executable],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, FASTAI_HOME=str(tmp_path / "shared"), COLLABKIT_CACHE=str(wheel_cache)),
+    )
+    assert run.returncode == 0, run.stderr
+    folder = tmp_path / "shared" / "data" / "ml-100k"
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in folder.iterdir()), "every file readable by all"
+
+
 def test_missing_fastai_home_is_created(tmp_path, wheel_cache):
     run = run_data(tmp_path / "not" / "yet" / "there", wheel_cache)
     assert run.returncode == 0, run.stderr
