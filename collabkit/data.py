@@ -186,6 +186,21 @@ def write_files(wheel: Path, out: Path) -> None:
     (out / "u.genre").write_bytes(("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n").encode("latin-1"))
 
 
+# What fastai writes into $FASTAI_HOME/config.ini when the file is missing (fastai.data.external.fastai_cfg).
+FASTAI_CONFIG = "[DEFAULT]\ndata = data\narchive = archive\nstorage = tmp\nmodel = models\n\n"
+
+
+def fastai_config() -> None:
+    """$FASTAI_HOME/config.ini, written as fastai writes it, if it is missing: fastai writes it at its
+    first `untar_data`, which fails for the users of a shared FASTAI_HOME they cannot write to."""
+    cfg = fastai_home() / "config.ini"
+    if not cfg.exists():
+        try:
+            cfg.write_text(FASTAI_CONFIG)
+        except OSError:
+            pass  # a home this user cannot write: fastai's own error names it later
+
+
 def ensure_movielens(quiet: bool = False) -> Path:
     """Make `untar_data(URLs.ML_100k)` work offline; return the ml-100k folder.
 
@@ -200,6 +215,7 @@ def ensure_movielens(quiet: bool = False) -> Path:
             log.log(level, "collabkit data: %s", msg)
 
     if target.is_dir() and not problems(target):
+        fastai_config()
         return target
     if target.exists():
         say(
@@ -238,5 +254,6 @@ def ensure_movielens(quiet: bool = False) -> Path:
         raise DataError(f"Could not write {target} ({err}). Check that FASTAI_HOME is writable.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    fastai_config()
     say(f"MovieLens 100K is ready in {target}")
     return target

