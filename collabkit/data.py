@@ -191,14 +191,26 @@ FASTAI_CONFIG = "[DEFAULT]\ndata = data\narchive = archive\nstorage = tmp\nmodel
 
 
 def fastai_config() -> None:
-    """$FASTAI_HOME/config.ini, written as fastai writes it, if it is missing: fastai writes it at its
-    first `untar_data`, which fails for the users of a shared FASTAI_HOME they cannot write to."""
-    cfg = fastai_home() / "config.ini"
-    if not cfg.exists():
-        try:
+    """What fastai writes at its first `untar_data(URLs.ML_100k)`, if missing: $FASTAI_HOME/config.ini
+    (as fastai writes it), the archive folder, and the lock file fastdownload opens for writing there
+    (writable by every user). Users of a shared FASTAI_HOME, who cannot write it, need them to exist."""
+    import configparser
+
+    home = fastai_home()
+    cfg = home / "config.ini"
+    try:
+        if not cfg.exists():
             cfg.write_text(FASTAI_CONFIG)
-        except OSError:
-            pass  # a home this user cannot write: fastai's own error names it later
+        parser = configparser.ConfigParser()
+        parser.read(cfg, encoding="utf8")
+        archive = (home / parser["DEFAULT"].get("archive", "archive")).expanduser()
+        archive.mkdir(parents=True, exist_ok=True)
+        lock = archive / "ml-100k.zip.lock"
+        if not lock.exists():
+            lock.touch()
+            lock.chmod(0o666)
+    except OSError:
+        pass  # a home this user cannot write: fastai's own error names it later
 
 
 def ensure_movielens(quiet: bool = False) -> Path:

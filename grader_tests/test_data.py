@@ -184,6 +184,8 @@ def test_shared_fastai_home_is_readable_by_every_user(tmp_path, wheel_cache):
     from fastai.data.external import fastai_cfg
 
     assert (tmp_path / "shared" / "config.ini").stat().st_mode & 0o777 == 0o644
+    # fastdownload opens archive/ml-100k.zip.lock for writing at every untar_data
+    assert (tmp_path / "shared" / "archive" / "ml-100k.zip.lock").stat().st_mode & 0o777 == 0o666
     fastai_cfg.cache_clear()
     os.environ["FASTAI_HOME"], before = str(tmp_path / "shared"), os.environ.get("FASTAI_HOME")
     try:
