@@ -35,4 +35,5 @@ def release(course: Course) -> Path:
     if course.root in exchange.parents and not exchange.exists():  # a course-local exchange (formgrader needs it)
         exchange.mkdir(parents=True)
         exchange.chmod(0o777)  # what nbgrader's release_assignment sets
+    course.hand_back()
     return course.release
