@@ -71,18 +71,23 @@ def home(name: str) -> Path:
     return Path(pwd.getpwnam(name).pw_dir)
 
 
-def run_as(
-    user: str, argv: list[str], cwd, env: dict | None = None, py: SharedPython | None = None, **kw
-) -> subprocess.CompletedProcess:
-    """`argv` as `user`, in `cwd`, with a login's plain environment (HOME, USER, PATH) plus `env`;
-    with `py`, in the mount namespace that makes its Python reachable."""
+def as_user(user: str, argv: list[str], env: dict | None = None, py: SharedPython | None = None) -> list[str]:
+    """The command line that runs `argv` as `user` with a login's plain environment (HOME, USER,
+    PATH) plus `env`; with `py`, in the mount namespace that makes its Python reachable."""
     h = str(home(user))
     path = os.pathsep.join([str(Path(argv[0]).parent), "/usr/local/bin", "/usr/bin", "/bin"])
     base = {"HOME": h, "USER": user, "LOGNAME": user, "PATH": path, "LANG": "C.UTF-8"}
     full = ["runuser", "-u", user, "--", "env", "-i", *[f"{k}={v}" for k, v in {**base, **(env or {})}.items()], *argv]
     if py is not None and py.script:
         full = ["unshare", "--mount", "--propagation", "private", "sh", "-c", f'{py.script} && exec "$@"', "sh", *full]
-    return subprocess.run(full, cwd=cwd, capture_output=True, text=True, **kw)
+    return full
+
+
+def run_as(
+    user: str, argv: list[str], cwd, env: dict | None = None, py: SharedPython | None = None, **kw
+) -> subprocess.CompletedProcess:
+    """`argv` as `user` (see `as_user`), in `cwd`; its output captured."""
+    return subprocess.run(as_user(user, argv, env, py), cwd=cwd, capture_output=True, text=True, **kw)
 
 
 FINDER = """
