@@ -68,7 +68,7 @@ def world():
         data = subprocess.run([sys.executable, "-m", "collabkit", "data"], capture_output=True, env=tool_env(**fastai))
         assert data.returncode == 0, data.stderr
         (base / "exchange").mkdir()
-        (base / "exchange").chmod(0o777)
+        (base / "exchange").chmod(0o1777)  # as the README sets it up
         yield SimpleNamespace(student=student, base=base, exchange=base / "exchange", env=fastai)
     finally:
         if made:

@@ -4,8 +4,9 @@ Run as root (it creates the users with useradd and removes them with userdel -r)
 holds 01_data only (the round trip, not the assignment, is under test). In order:
 
 1. the instructor (in a course in their own home, whose nbgrader_config.py points
-   `Exchange.root` at a shared folder made as nbgrader's docs make it) runs `collabkit release`
-   and `nbgrader release_assignment`;
+   `Exchange.root` at a shared folder made as nbgrader's docs make it, plus the sticky bit, so a
+   student cannot rename the course's folder and plant a release) runs `collabkit release` and
+   `nbgrader release_assignment`;
 2. each student (with their own `~/.jupyter/nbgrader_config.py`: the course id and the
    exchange) lists and fetches the assignment, fills it in (alice with the instructor's
    solution, bob with a density bug from the fixture table), runs `nbgrader validate` and
@@ -93,9 +94,9 @@ def test_release_fetch_submit_collect_grade_feedback_across_users(world):
         [sys.executable, "-m", "collabkit", "data"], capture_output=True, text=True, env=dict(os.environ, **env)
     )
     assert data.returncode == 0, data.stderr
-    exchange = w.base / "exchange"  # nbgrader's docs: mkdir, then chmod ugo+rw
+    exchange = w.base / "exchange"  # nbgrader's docs: mkdir, then chmod ugo+rw; plus the sticky bit (README)
     exchange.mkdir()
-    exchange.chmod(0o777)
+    exchange.chmod(0o1777)
 
     # 1. The instructor's course, in their own home, released to the exchange.
     course = home(w.teacher) / "course"
@@ -109,6 +110,10 @@ def test_release_fetch_submit_collect_grade_feedback_across_users(world):
     run = run_as(w.teacher, [str(python.python), "-m", "collabkit", "release"], cwd=course, env=env, py=python)
     assert run.returncode == 0, run.stderr[-3000:]
     nbgrader(w.teacher, python, "release_assignment", ASSIGNMENT, cwd=course, env=env)
+    assert exchange.stat().st_mode & 0o7777 == 0o1777, "nbgrader kept the exchange's mode"
+    # Without the sticky bit a student could rename the course's folder and plant a release of their own.
+    moved = run_as(w.bob, ["/bin/mv", str(exchange / COURSE_ID), str(exchange / "planted")], cwd="/")
+    assert moved.returncode != 0 and (exchange / COURSE_ID).is_dir(), moved.stderr
 
     # 2. Each student lists, fetches, answers, validates and submits, as themselves.
     fixture = fixture_module("01_data").FIXTURES[BUG]["cells"]
