@@ -28,6 +28,7 @@ from types import SimpleNamespace
 import nbformat
 import pytest
 from harness import ASSIGNMENT, REPO
+from playwright.sync_api import expect
 from test_formgrader import CHROMIUM, CHROMIUM_ARGS
 from unix_users import as_user, home, make_user, remove_user, shared_base, shared_python
 
@@ -187,10 +188,13 @@ def test_fetch_validate_submit_in_the_assignments_tab(world, course, student, br
     answered_on_disk(home / ASSIGNMENT / NB)
     density = solutions(NB, REPO)["density"]
     page.goto(f"{base}/notebooks/{ASSIGNMENT}/{NB}?token={token}")
-    stub = page.locator(".jp-CodeCell", has_text="def density(ratings)").locator(".cm-content")
-    stub.click()
+    cell = page.locator(".jp-CodeCell", has_text="def density(ratings)")
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for()  # the kernel is up
+    cell.locator(".cm-content").click()
     page.keyboard.press("Control+a")
     page.keyboard.insert_text(density)
+    expect(cell).not_to_contain_text("NotImplementedError")  # the stub is gone, the answer typed in its place
+    expect(cell).to_contain_text(density.strip().splitlines()[-1].strip())
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     test = page.locator(".jp-CodeCell", has_text="density returns a float")
