@@ -103,6 +103,7 @@ def cmd_feedback(args) -> int:
 
     course = Course.open(args.root, args.assignment)
     done = refresh_feedback(course, students=args.student)
+    course.hand_back()
     print(f"collabkit feedback: wrote feedback for {len(done)} students in {course.feedback('*').parent.parent}")
     return 0
 
@@ -110,10 +111,12 @@ def cmd_feedback(args) -> int:
 def cmd_export(args) -> int:
     from .export import export
 
-    for path in export(Course.open(args.root, args.assignment)):
+    course = Course.open(args.root, args.assignment)
+    for path in export(course):
         print(path)
     if args.roster or args.format:  # issue 11: grades into the LMS
         print(export_lms_from_args(args))
+    course.hand_back()
     return 0
 
 

@@ -208,3 +208,26 @@ class Course:
     def exchange(self) -> Path:
         """nbgrader's exchange (`Exchange.root`; this repository's nbgrader_config.py puts it in the course)."""
         return Path(self.config.get("Exchange", {}).get("root", "/usr/local/share/nbgrader/exchange"))
+
+    # ---------------------------------------------------------------- ownership
+    def hand_back(self) -> list[Path]:
+        """Give the course's owner what the kit wrote here as root (`collabkit grade` runs as root for
+        the sandbox), so the instructor's own nbgrader commands (generate_feedback, release_feedback,
+        formgrader) can rewrite it. Only paths owned by root change; a root-owned course is left as is.
+        Returns the paths changed."""
+        if os.geteuid() != 0:
+            return []
+        owner = self.root.stat()
+        if owner.st_uid == 0:
+            return []
+        tops = [self.release, *(self._step(s, "*").parent.parent for s in ("autograded", "feedback"))]
+        tops += [self.exports, self.root / ".collabkit", *self.root.glob(f"{self.gradebook.name}*")]
+        changed = []
+        for top in tops:
+            if self.root not in top.parents or not top.exists():
+                continue
+            for path in [top, *(top.rglob("*") if top.is_dir() and not top.is_symlink() else [])]:
+                if path.lstat().st_uid == 0:
+                    os.lchown(path, owner.st_uid, owner.st_gid)
+                    changed.append(path)
+        return changed

@@ -186,6 +186,33 @@ def write_files(wheel: Path, out: Path) -> None:
     (out / "u.genre").write_bytes(("".join(f"{g}|{i}\n" for i, g in enumerate(GENRES)) + "\n").encode("latin-1"))
 
 
+# What fastai writes into $FASTAI_HOME/config.ini when the file is missing (fastai.data.external.fastai_cfg).
+FASTAI_CONFIG = "[DEFAULT]\ndata = data\narchive = archive\nstorage = tmp\nmodel = models\n\n"
+
+
+def fastai_config() -> None:
+    """What fastai writes at its first `untar_data(URLs.ML_100k)`, if missing: $FASTAI_HOME/config.ini
+    (as fastai writes it), the archive folder, and the lock file fastdownload opens for writing there
+    (writable by every user). Users of a shared FASTAI_HOME, who cannot write it, need them to exist."""
+    import configparser
+
+    home = fastai_home()
+    cfg = home / "config.ini"
+    try:
+        if not cfg.exists():
+            cfg.write_text(FASTAI_CONFIG)
+        parser = configparser.ConfigParser()
+        parser.read(cfg, encoding="utf8")
+        archive = (home / parser["DEFAULT"].get("archive", "archive")).expanduser()
+        archive.mkdir(parents=True, exist_ok=True)
+        lock = archive / "ml-100k.zip.lock"
+        if not lock.exists():
+            lock.touch()
+            lock.chmod(0o666)
+    except OSError:
+        pass  # a home this user cannot write: fastai's own error names it later
+
+
 def ensure_movielens(quiet: bool = False) -> Path:
     """Make `untar_data(URLs.ML_100k)` work offline; return the ml-100k folder.
 
@@ -200,6 +227,7 @@ def ensure_movielens(quiet: bool = False) -> Path:
             log.log(level, "collabkit data: %s", msg)
 
     if target.is_dir() and not problems(target):
+        fastai_config()
         return target
     if target.exists():
         say(
@@ -211,6 +239,11 @@ def ensure_movielens(quiet: bool = False) -> Path:
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".ml-100k-", dir=parent))
+        # mkdtemp makes it 0700: as a folder of its own it gets the umask's mode, so a shared
+        # FASTAI_HOME (one `collabkit data` for every user of a JupyterHub) is readable by all.
+        umask = os.umask(0o022)
+        os.umask(umask)
+        tmp.chmod(0o777 & ~umask)
     except OSError as err:
         raise DataError(
             f"Cannot write to {parent} ({err.strerror}). Set FASTAI_HOME to a writable "
@@ -233,5 +266,6 @@ def ensure_movielens(quiet: bool = False) -> Path:
         raise DataError(f"Could not write {target} ({err}). Check that FASTAI_HOME is writable.") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+    fastai_config()
     say(f"MovieLens 100K is ready in {target}")
     return target

@@ -160,6 +160,27 @@ The hidden tests are not run: a notebook that passes the check can still lose po
 `collabkit check --no-run` only reads the notebooks (seconds instead of minutes);
 `collabkit check 02_dot_product.ipynb` checks one notebook. It prints its report and exits 0
 when there is nothing to fix, 1 when there is.
+
+## Submitting through Jupyter's Assignments tab
+
+If your course runs on a shared Jupyter server (a JupyterHub) with nbgrader's exchange, your
+instructor has set everything up; you need neither the zip nor the steps above.
+
+1. In Jupyter's file browser, **Nbgrader > Assignment List** opens the **Assignments** tab.
+   `{assignment}` is listed under "Released assignments": press **Fetch**. The notebooks land
+   in `{assignment}/` in your home folder.
+2. Work as in steps 3 and 4 above, and save.
+3. In each notebook, the toolbar's **Validate** button runs the saved notebook from the top
+   and says "Success! Your notebook passes all the tests." or which visible tests fail.
+4. In the Assignments tab, press **Submit** under "Downloaded assignments". You may submit
+   again; your instructor collects your newest submission.
+5. When your instructor has released feedback, **Fetch Feedback** under "Submitted
+   assignments" puts it in `{assignment}/feedback/<time of your submission>/`.
+
+The same from a terminal: `nbgrader list`, `nbgrader fetch_assignment {assignment}`,
+`nbgrader validate {assignment}/01_data.ipynb`, `nbgrader submit {assignment}`,
+`nbgrader fetch_feedback {assignment}`. Your submission and feedback are yours alone: other
+students can neither list nor read them.
 {pythons}{colab}"""
 
 PYTHONS_MD = """

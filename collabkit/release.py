@@ -34,5 +34,6 @@ def release(course: Course) -> Path:
     exchange = course.exchange
     if course.root in exchange.parents and not exchange.exists():  # a course-local exchange (formgrader needs it)
         exchange.mkdir(parents=True)
-        exchange.chmod(0o777)  # what nbgrader's release_assignment sets
+        exchange.chmod(0o1777)  # nbgrader's 0777, plus the sticky bit: no user renames another's course folder
+    course.hand_back()
     return course.release

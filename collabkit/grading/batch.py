@@ -408,6 +408,7 @@ def grade(
         export(course)
     finally:
         held.release()
+        course.hand_back()  # a course another user owns stays theirs (grading runs as root)
     if lost:
         left = sorted(set(mine) - {r.student_id for r in records})
         raise KitError(
