@@ -1,4 +1,4 @@
-"""What the kit's grading tests share: the graded toy course, and how to read what grading wrote.
+"""What the kit's grading tests share: the graded toy course, how to read what grading wrote, a browser.
 
 The toy course (bad_submissions.tiny_course: one small notebook, no fastai) holds one submission
 per kind of bad input in bad_submissions.BAD. It is graded once per session: the correct
@@ -21,6 +21,7 @@ import bad_submissions as bad
 import nbformat
 import pytest
 from bad_submissions import ASSIGNMENT, BAD
+from chromium import launched
 
 from collabkit.course import Course
 from collabkit.grading.batch import grade
@@ -104,3 +105,10 @@ def batch(course, alone):
 def graded_copy(course, batch, tmp_path) -> Path:
     """A copy of the graded toy course, for a test that changes it (its gradebook sits inside it)."""
     return Path(shutil.copytree(course, tmp_path / "course", symlinks=True))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (chromium.py: Debian's, never a download)."""
+    with launched() as chromium:
+        yield chromium

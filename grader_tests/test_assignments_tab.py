@@ -29,7 +29,6 @@ import nbformat
 import pytest
 from harness import ASSIGNMENT, REPO
 from playwright.sync_api import expect
-from test_formgrader import CHROMIUM, CHROMIUM_ARGS
 from unix_users import as_user, home, make_user, remove_user, shared_base, shared_python
 
 from collabkit.course import Course, tool_env
@@ -121,22 +120,6 @@ def student(world, course):
     finally:
         stop(proc)
         log.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
-            "the test never downloads a browser"
-        )
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-    pw.stop()
 
 
 def answered_on_disk(path: Path) -> None:

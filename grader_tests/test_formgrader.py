@@ -27,17 +27,6 @@ from collabkit.course import Course
 pytestmark = pytest.mark.slow
 
 NB = "05_cold_start_and_ethics"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCORE, COMMENT = "1.5", "Names the proxy objective well; the feedback loop needs its mechanism."
 
 
@@ -65,22 +54,6 @@ def server(course):
     proc, url = start(Course.open(course), log=course.parent / "serve.log")
     yield url
     stop(proc)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium); "
-            "the test never downloads a browser"
-        )
-    from playwright.sync_api import sync_playwright
-
-    pw = sync_playwright().start()
-    chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    yield chromium
-    chromium.close()
-    pw.stop()
 
 
 def grades_row(course: Path) -> dict:
