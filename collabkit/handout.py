@@ -34,6 +34,7 @@ from pathlib import Path
 
 from .course import Course
 from .errors import KitError
+from .versions import read_pins
 
 # What the notebooks import (nb, and scaffold: the visible tests' shared set-up, which holds no
 # answers), what that imports in turn (a test checks the closure), plus the students'
@@ -461,10 +462,7 @@ def student_requirements(requirements: Path) -> str:
 def colab_requirements(pins: str) -> list[str]:
     """What Colab's cell installs besides the wheel (see COLAB_KEEP, COLAB_OWN, COLAB_EXACT), shell-quoted."""
     out = []
-    for line in pins.splitlines():
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        name, pinned = (s.strip() for s in line.split("==", 1))
+    for name, pinned in read_pins(pins).items():
         if name in COLAB_KEEP or name in COLAB_OWN:
             continue
         out.append(f"{name}=={pinned}" if name in COLAB_EXACT else f'"{name}>={pinned}"')
@@ -477,7 +475,7 @@ def _and(items) -> str:
 
 def students_md(assignment: str, wheel: str, zip_name: str, pins: str, url: str | None = None) -> str:
     """STUDENTS.md: the steps, then its "Python versions" and "Colab" sections."""
-    versions = dict(line.split("==", 1) for line in pins.splitlines() if "==" in line and not line.startswith("#"))
+    versions = read_pins(pins)
     source = f"{url.rstrip('/')}/{wheel}" if url else f"/content/{wheel}"
     cell = COLAB_CELL.format(wheel=source, keep="|".join(COLAB_KEEP), pins=" ".join(colab_requirements(pins)))
     pythons = PYTHONS_MD.format(
